@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Provision a Debian host (bookworm, as root) for binderspawner: Docker engine with the buildx
+# plugin, git, configurable-http-proxy, this package with its test extras, and the local base image
+# (built from debootstrap, so no container registry is needed). Idempotent: every step checks first.
+# On a host that already runs Docker, the engine steps are skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BASE_IMAGE=${BINDERSPAWNER_BASE_IMAGE:-binderspawner-base:bookworm}
+ROOTFS_IMAGE=binderspawner-rootfs:bookworm
+# CA bundle baked into the base image, for sites whose TLS goes through an intercepting proxy.
+EXTRA_CA=${BINDERSPAWNER_EXTRA_CA:-/etc/ssl/certs/ca-certificates.crt}
+export DEBIAN_FRONTEND=noninteractive
+
+log() { echo "provision: $*" >&2; }
+
+need_apt=()
+command -v git >/dev/null || need_apt+=(git)
+command -v iptables >/dev/null || need_apt+=(iptables)
+command -v debootstrap >/dev/null || need_apt+=(debootstrap)
+command -v node >/dev/null || need_apt+=(nodejs npm)
+docker info >/dev/null 2>&1 || command -v dockerd >/dev/null || need_apt+=(docker.io)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "installing ${need_apt[*]}"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# repo2docker builds with 'docker buildx'. Bookworm has no package for it; trixie's docker-buildx
+# needs only libc6 >= 2.34, so take that one package (without recommends) from trixie, pinned low
+# so nothing else is upgraded. The mirror is whatever this host's apt already uses.
+if ! docker buildx version >/dev/null 2>&1; then
+  log "installing docker-buildx from Debian trixie"
+  sources=/etc/apt/sources.list.d/debian.sources
+  uri=$(awk '/^URIs:/{print $2; exit}' "$sources" 2>/dev/null || true)
+  [ -n "$uri" ] || uri=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list)
+  printf 'Types: deb\nURIs: %s\nSuites: trixie\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    "$uri" > /etc/apt/sources.list.d/binderspawner-trixie.sources
+  printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' > /etc/apt/preferences.d/binderspawner-trixie
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends docker-buildx/trixie >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  log "starting dockerd"
+  setsid nohup dockerd > /var/log/binderspawner-dockerd.log 2>&1 < /dev/null &
+  for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null 2>&1 || { log "dockerd did not start; see /var/log/binderspawner-dockerd.log"; exit 1; }
+fi
+
+if ! command -v configurable-http-proxy >/dev/null; then
+  log "installing configurable-http-proxy"
+  npm install -g --silent configurable-http-proxy >/dev/null
+fi
+
+log "installing binderspawner with its test extras"
+python3 -m pip install -q -e ".[test]"
+
+if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+  if ! docker image inspect "$ROOTFS_IMAGE" >/dev/null 2>&1; then
+    log "building the root filesystem with debootstrap"
+    uri=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+    [ -n "$uri" ] || uri=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list)
+    rootfs=$(mktemp -d)
+    debootstrap --variant=minbase bookworm "$rootfs" "$uri" >/dev/null
+    tar -C "$rootfs" -c . | docker import - "$ROOTFS_IMAGE" >/dev/null
+    rm -rf "$rootfs"
+  fi
+  log "building $BASE_IMAGE"
+  context=$(mktemp -d)
+  cp docker/base/Dockerfile "$context/"
+  if [ -f "$EXTRA_CA" ]; then cp "$EXTRA_CA" "$context/extra-ca.crt"; else : > "$context/extra-ca.crt"; fi
+  docker build -q --build-arg ROOTFS="$ROOTFS_IMAGE" -t "$BASE_IMAGE" "$context" >/dev/null
+  rm -rf "$context"
+fi
+log "ready: $(docker version --format 'engine {{.Server.Version}}'), base image $BASE_IMAGE"
