@@ -1,21 +1,27 @@
 """Errors a user can act on.
 
-JupyterHub shows ``jupyterhub_message`` on the spawn page and in the progress stream, so every
-message here is written for the person launching: what was wrong and how to fix it.
+They are tornado HTTPErrors, so JupyterHub's REST API answers a failed launch with their status and
+message, and ``jupyterhub_message`` is what the spawn page and the progress stream show. Every
+message is written for the person launching: what was wrong and how to fix it.
 """
 
+from tornado.web import HTTPError
 
-class LaunchError(Exception):
+
+class LaunchError(HTTPError):
     """The launch cannot go ahead; the message is safe to show to the user.
 
     ``field`` names the user option that was wrong (``repo``, ``ref``, ``urlpath``), when one was.
     """
 
     def __init__(self, message, *, field=None, status=400):
-        super().__init__(message)
+        super().__init__(status, message)
+        self.message = message
         self.field = field
-        self.status = status
         self.jupyterhub_message = message
+
+    def __str__(self):
+        return self.message
 
 
 class BuildFailed(LaunchError):

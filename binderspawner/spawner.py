@@ -165,7 +165,8 @@ class BinderSpawnerMixin(LoggingConfigurable):
             build=lambda emit: builder.build(BuildRequest(launch.image, resolved, launch.labels), emit),
         )
         async for event in build.follow():
-            self._report(f"[{event.phase}] {event.message}", 50 if event.phase == "building" else None)
+            progress = None if event.fraction is None else 15 + int(70 * event.fraction)
+            self._report(f"[{event.phase}] {event.message}", progress)
         built = await build.wait()
         self._report(f"{'Built' if built else 'Found'} image {launch.image}; starting server", 90)
         return launch

@@ -189,13 +189,12 @@ class GitProvider(RepoProvider):
         picked = pick_commit(refs, head, ref)
         if picked is None and ref and SHORT_SHA.match(ref):
             picked = await self._resolve_short_sha(source, ref.lower(), credentials)
+        if picked is None and ref is None:
+            raise LaunchError(f"{source.display_name} has no default branch. Give a branch, tag or "
+                              "commit as the ref.", field="ref")
         if picked is None:
-            what = f"the ref {ref!r}" if ref else "a default branch"
-            raise LaunchError(
-                f"{source.display_name} has no branch, tag or commit matching {what}. "
-                "Check the spelling, or give a full commit sha.",
-                field="ref",
-            )
+            raise LaunchError(f"{source.display_name} has no branch, tag or commit {ref!r}. Check the "
+                              "spelling, or give a full commit sha.", field="ref")
         return picked
 
     async def _resolve_short_sha(self, source, prefix, credentials):

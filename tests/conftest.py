@@ -1,0 +1,63 @@
+"""Fixtures with real parts: the Docker engine, a git server and JupyterHub on this machine.
+
+Nothing here is mocked. If the engine is not running the Docker tests fail (they are not skipped):
+run scripts/provision.sh first, as scripts/test.sh does.
+"""
+
+import os
+import shutil
+
+import docker
+import pytest
+
+from tests.support.gitserver import GitServer
+from tests.support.hub import Hub
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EXAMPLES = os.path.join(os.path.dirname(HERE), "examples")
+ARTIFACTS = os.path.join(os.path.dirname(HERE), "test-artifacts")
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    try:
+        client = docker.from_env(version="auto")
+        client.ping()
+    except Exception as e:  # noqa: BLE001 - any failure means the same thing here
+        pytest.fail(f"The Docker engine is not reachable ({e}); run scripts/provision.sh first.")
+    return client
+
+
+@pytest.fixture(scope="session")
+def git_server(tmp_path_factory):
+    server = GitServer(str(tmp_path_factory.mktemp("git"))).start()
+    for name in os.listdir(EXAMPLES):
+        if os.path.isdir(os.path.join(EXAMPLES, name)):
+            server.add_repo(name, os.path.join(EXAMPLES, name))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def hub(docker_client, git_server, tmp_path_factory):
+    hub = Hub(str(tmp_path_factory.mktemp("hub")))
+    try:
+        hub.start()
+        yield hub
+    finally:
+        hub.stop()
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        if os.path.exists(hub.log_path):
+            shutil.copy(hub.log_path, os.path.join(ARTIFACTS, "jupyterhub.log"))
+        hub.cleanup()
+        _remove_test_images(docker_client, hub.image_prefix)
+
+
+def _remove_test_images(client, prefix):
+    """Built test images go; Docker's build cache stays, so the next run's builds are quick."""
+    for image in client.images.list():
+        if any(tag.startswith(prefix) for tag in image.tags):
+            try:
+                client.images.remove(image.id, force=True)
+            except docker.errors.APIError:
+                pass
