@@ -18,9 +18,25 @@ from . import images
 from .build import Builder, BuildQueue, BuildRequest, Repo2DockerBuilder
 from .policy import Resources, docker_host_config
 from .providers import GitProvider, RepoProvider, ResolvedRepo, detect
-from .spec import LaunchRequest, parse_launch_options
+from .spec import KNOWN_OPTIONS, LaunchRequest, parse_launch_options
 
 LABEL_PREFIX = "binderspawner."
+
+FORM = """
+<div class="form-group">
+  <label for="binder-repo">Repository</label>
+  <input class="form-control" id="binder-repo" name="repo" required
+         placeholder="https://example.org/org/repo.git">
+</div>
+<div class="form-group">
+  <label for="binder-ref">Branch, tag or commit <small>(optional: the default branch)</small></label>
+  <input class="form-control" id="binder-ref" name="ref" placeholder="main">
+</div>
+<div class="form-group">
+  <label for="binder-urlpath">Path to open <small>(optional)</small></label>
+  <input class="form-control" id="binder-urlpath" name="urlpath" placeholder="lab/tree/index.ipynb">
+</div>
+"""
 
 
 @dataclass(frozen=True)
@@ -143,6 +159,21 @@ class BinderSpawnerMixin(LoggingConfigurable):
                 seen += 1
                 yield self._progress_events[seen - 1]
             await changed.wait()
+
+    # the spawn form -------------------------------------------------------------------------------
+
+    @default("options_form")
+    def _default_options_form(self):
+        return FORM
+
+    def options_from_form(self, formdata):
+        """Form fields -> user_options; empty fields are left out (validated in start)."""
+        options = {}
+        for key in KNOWN_OPTIONS:
+            value = (formdata.get(key) or [""])[0].strip()
+            if value:
+                options[key] = value
+        return options
 
     # launch -------------------------------------------------------------------------------------
 

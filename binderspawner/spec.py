@@ -7,6 +7,7 @@ grammar, so nothing a user types can become a git option, a shell word or a path
 import re
 from dataclasses import dataclass
 from typing import Optional
+from urllib.parse import unquote
 
 from .errors import LaunchError
 
@@ -55,8 +56,8 @@ def validate_ref(ref):
         problem = "it starts with '-'"
     elif not _REF_CHARS.match(ref):
         problem = "it may only contain letters, digits and . _ / + @ -"
-    elif ".." in ref or "@{" in ref or "//" in ref:
-        problem = "it contains '..', '@{' or '//'"
+    elif ".." in ref or "//" in ref:
+        problem = "it contains '..' or '//'"
     elif ref.endswith(("/", ".", ".lock")) or "/." in ref or ".lock/" in ref:
         problem = "it is not a valid git ref name"
     if problem:
@@ -82,7 +83,7 @@ def normalize_urlpath(urlpath):
         problem = "it must be a path inside the server, not a URL"
     elif not _URLPATH_CHARS.match(path):
         problem = "it contains characters that are not allowed in a URL path"
-    elif any(part in ("..", ".") for part in path.split("?")[0].split("/")):
+    elif any(unquote(part) in ("..", ".") for part in re.split(r"[?#]", path, maxsplit=1)[0].split("/")):
         problem = "it contains '.' or '..' segments"
     if problem:
         raise LaunchError(
@@ -97,7 +98,7 @@ def parse_launch_options(options):
     """user_options (from the REST API or the spawn form) -> LaunchRequest, or a LaunchError."""
     if not isinstance(options, dict):
         raise LaunchError("Server options must be a JSON object with 'repo', 'ref' and 'urlpath'.")
-    unknown = sorted(set(options) - set(KNOWN_OPTIONS))
+    unknown = sorted(set(options) - set(KNOWN_OPTIONS), key=str)
     if unknown:
         raise LaunchError(
             f"Unknown server option(s): {', '.join(map(repr, unknown))}. "

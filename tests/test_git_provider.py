@@ -101,8 +101,9 @@ def test_remote_helpers_are_rejected(repo):
     assert "remote helpers" in rejected(repo)
 
 
-@pytest.mark.parametrize("repo", ["git@example.org:org/repo.git", "example.org:org/repo.git", "/srv/git/repo.git",
-                                  "./repo", "../repo", "repo", "~/repo.git", "C:\\repos\\x", "example.org/org/repo"])
+@pytest.mark.parametrize("repo", ["git@example.org:org/repo.git", "example.org:org/repo.git",
+                                  "/srv/git/repo.git", "./repo", "../repo", "repo", "~/repo.git",
+                                  "C:\\repos\\x", "example.org/org/repo"])
 def test_scp_style_addresses_and_local_paths_are_rejected(repo):
     assert "not a URL" in rejected(repo)
 
@@ -113,7 +114,8 @@ def test_leading_dash_is_rejected(repo):
     assert "starts with '-'" in rejected(repo)
 
 
-@pytest.mark.parametrize("repo", ["https://user:secret@example.org/org/repo.git", "https://token@example.org/repo",
+@pytest.mark.parametrize("repo", ["https://user:secret@example.org/org/repo.git",
+                                  "https://token@example.org/repo",
                                   "https://:pw@example.org/repo", "https://@example.org/repo",
                                   "git://a@127.0.0.1:9418/x.git"])
 def test_credentials_in_the_url_are_rejected(repo):
@@ -122,7 +124,8 @@ def test_credentials_in_the_url_are_rejected(repo):
     assert "user:password@" in message
 
 
-@pytest.mark.parametrize("repo", ["https://example.org/org/repo.git?ref=main", "https://example.org/org/repo#main"])
+@pytest.mark.parametrize("repo", ["https://example.org/org/repo.git?ref=main",
+                                  "https://example.org/org/repo#main"])
 def test_query_and_fragment_are_rejected(repo):
     message = rejected(repo)
     assert "query or fragment" in message or "path" in message
@@ -134,14 +137,16 @@ def test_dot_dot_paths_are_rejected(repo):
     assert "path" in rejected(repo)
 
 
-@pytest.mark.parametrize("repo", ["https://example.org", "https://example.org/", "https://example.org//org/repo",
+@pytest.mark.parametrize("repo", ["https://example.org", "https://example.org/",
+                                  "https://example.org//org/repo",
                                   "https://example.org/org repo", "https://example.org/org/<repo>",
                                   "https://example.org/org/repo\\x", "https://example.org/ré"])
 def test_missing_or_bad_paths_are_rejected(repo):
     assert "path is missing or contains characters that are not allowed" in rejected(repo)
 
 
-@pytest.mark.parametrize("repo", ["https://exa_mple.org/x", "https://-example.org/x", "https://example..org/x",
+@pytest.mark.parametrize("repo", ["https://exa_mple.org/x", "https://-example.org/x",
+                                  "https://example..org/x",
                                   "https:///x", "https://" + "a" * 300 + ".org/x", "https://é.org/x"])
 def test_bad_host_names_are_rejected(repo):
     assert "host" in rejected(repo)
@@ -257,7 +262,8 @@ def test_git_environment_switches_off_other_transports(tmp_path):
     subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
     env = git_environment(["https", "http", "git"])
     for url in [f"file://{bare}", str(bare), f"ext::sh -c touch% {tmp_path}/pwned"]:
-        result = subprocess.run(["git", "ls-remote", url], env=env, capture_output=True, text=True, cwd=tmp_path)
+        result = subprocess.run(["git", "ls-remote", url], env=env, capture_output=True, text=True,
+                                cwd=tmp_path)
         assert result.returncode != 0, url
         assert "not allowed" in result.stderr, result.stderr
     assert not (tmp_path / "pwned").exists()

@@ -74,7 +74,8 @@ def test_versions_that_are_valid_tags_are_used_as_they_are(version):
     assert split(image_reference("binder-", SLUG, version))[1] == version
 
 
-@pytest.mark.parametrize("version", ["-v1", ".hidden", "a" * 129, "10.5281/zenodo.123", "v1 beta", "ünï", ""])
+@pytest.mark.parametrize("version", ["-v1", ".hidden", "a" * 129, "10.5281/zenodo.123", "v1 beta", "ünï",
+                                     ""])
 def test_other_versions_become_a_stable_valid_tag(version):
     reference = image_reference("binder-", SLUG, version)
     _, tag = assert_valid(reference)
@@ -158,7 +159,8 @@ def test_validate_prefix_accepts_only_what_makes_valid_references(prefix):
 
 def test_never_a_launch_error_for_sensible_input():
     # LaunchError is the user-facing failure; for slugs that providers produce it must not happen.
-    for slug in ["github.com/jupyterhub/binderhub", "127.0.0.1:9418/requirements", "[::1]/x", "zenodo/10.5281/1"]:
+    for slug in ["github.com/jupyterhub/binderhub", "127.0.0.1:9418/requirements", "[::1]/x",
+                 "zenodo/10.5281/1"]:
         try:
             assert_valid(image_reference("binder-", slug, SHA))
         except LaunchError as e:  # pragma: no cover - reported as the failure

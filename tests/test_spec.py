@@ -94,7 +94,8 @@ def test_valid_urlpaths(urlpath, expected):
 # bad options ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("options", [None, "https://example.org/r.git", ["repo", REPO], 42, (("repo", REPO),)])
+@pytest.mark.parametrize("options", [None, "https://example.org/r.git", ["repo", REPO], 42,
+                                     (("repo", REPO),)])
 def test_options_must_be_an_object(options):
     error = launch_error(parse_launch_options, options)
     assert "JSON object" in str(error)
@@ -150,7 +151,7 @@ def test_too_long_values(key, limit):
     assert f"at most {limit}" in str(error)
 
 
-@pytest.mark.parametrize("repo", [f"https://example.org/a b.git", "https://example.org/a\tb.git",
+@pytest.mark.parametrize("repo", ["https://example.org/a b.git", "https://example.org/a\tb.git",
                                   "https://example.org/a\x00b.git", "https://example.org/a\x7fb.git"])
 def test_repo_with_spaces_or_control_characters(repo):
     error = launch_error(parse_launch_options, {"repo": repo})
@@ -343,6 +344,9 @@ def test_accepted_refs_are_valid_git_ref_names(ref):
 
 @FAST
 @given(st.one_of(st.text(max_size=40), st.text(alphabet="ab/.?#%2eE:\\ \x00", max_size=20)))
+@example("lab/tree/index.ipynb")
+@example("..#")
+@example("%2e%2e/hub")
 def test_accepted_urlpaths_stay_inside_the_server(urlpath):
     try:
         path = normalize_urlpath(urlpath)

@@ -59,7 +59,12 @@ def parse_git_url(repo, *, allowed_schemes, allowed_hosts):
         fail("git remote helpers such as 'ext::' are not allowed")
     if "://" not in repo:
         fail("it is not a URL (local paths and scp-style 'host:path' addresses are not allowed)")
-    parts = urlsplit(repo)
+    if len(repo) > 2048:
+        fail("it is longer than 2048 characters")
+    try:
+        parts = urlsplit(repo)
+    except ValueError:
+        fail("the host is not a valid address")
     scheme = parts.scheme.lower()
     if scheme not in allowed_schemes:
         fail(f"the scheme '{scheme}' is not allowed; allowed: {', '.join(allowed_schemes)}")

@@ -1,0 +1,65 @@
+# binderspawner on a single Docker host. Works as it is: `jupyterhub -f config/jupyterhub_config.py`
+# on a host where scripts/provision.sh has run (Docker engine + buildx, configurable-http-proxy, the
+# base image). scripts/demo.sh starts it with a local git server serving examples/.
+# Settings read from the environment are marked (env); everything else is a plain value to edit.
+import os
+
+from binderspawner.dockerhost import ensure_network
+
+# --- The spawner ------------------------------------------------------------------------------
+# Users launch a repository: user_options {"repo": URL, "ref": branch|tag|sha, "urlpath": path}
+# through the REST API, or the form at /hub/spawn.
+c.JupyterHub.spawner_class = "binder-docker"
+
+# --- Networking -------------------------------------------------------------------------------
+# The public proxy: where users connect.
+c.JupyterHub.ip = os.environ.get("BINDERSPAWNER_IP", "127.0.0.1")  # (env)
+c.JupyterHub.port = int(os.environ.get("BINDERSPAWNER_PORT", "8000"))  # (env)
+# User containers join this Docker network; the hub API listens on its gateway so they can reach
+# it (and is not exposed anywhere else).
+network = os.environ.get("BINDERSPAWNER_NETWORK", "binderspawner")  # (env)
+gateway = ensure_network(network)
+c.JupyterHub.hub_ip = gateway
+c.JupyterHub.hub_connect_ip = gateway
+c.DockerSpawner.network_name = network
+c.DockerSpawner.use_internal_ip = True  # the proxy reaches containers on the bridge directly
+
+# --- Who can log in ---------------------------------------------------------------------------
+# "dummy" lets anyone in with any name: for a demo on 127.0.0.1 only. For a lab, use one of the
+# binderspawner.auth authenticators (GitHub org, GitLab group, OIDC group), or any JupyterHub
+# authenticator, and remove allow_all.
+c.JupyterHub.authenticator_class = os.environ.get("BINDERSPAWNER_AUTHENTICATOR", "dummy")  # (env)
+c.Authenticator.allow_all = True
+c.Authenticator.admin_users = {"admin"}
+
+# --- Where repositories may come from -----------------------------------------------------------
+# Host names (shell patterns) users may launch from; empty allows any host.
+c.GitProvider.allowed_hosts = [  # (env: comma-separated)
+    h for h in os.environ.get("BINDERSPAWNER_ALLOWED_HOSTS", "github.com,gitlab.com,codeberg.org").split(",") if h
+]
+# How long a resolved branch is reused before it is looked up again (seconds).
+c.GitProvider.resolved_ref_ttl = 60
+
+# --- Builds -----------------------------------------------------------------------------------
+# 'venv': requirements.txt/apt.txt/postBuild/start on the base image's Python, no conda or Docker
+# Hub needed. 'repo2docker': repo2docker's own buildpacks (conda, R, Julia...), which need both.
+c.Repo2DockerBuilder.buildpacks = os.environ.get("BINDERSPAWNER_BUILDPACKS", "venv")  # (env)
+c.Repo2DockerBuilder.base_image = "binderspawner-base:bookworm"  # built by scripts/provision.sh
+# A CA bundle builds must trust when outbound TLS goes through an intercepting proxy ('' for none).
+c.Repo2DockerBuilder.extra_ca_bundle = os.environ.get("BINDERSPAWNER_EXTRA_CA", "")  # (env)
+c.Repo2DockerBuilder.build_timeout = 1800  # seconds before a build is stopped
+c.BinderSpawnerMixin.max_concurrent_builds = 2  # more launches of unbuilt images wait in line
+c.BinderSpawnerMixin.image_prefix = "binder-"  # or "registry.example.org:5000/binder/"
+
+# --- Limits on every server (mybinder.org's published limits) ---------------------------------
+c.DockerSpawner.cpu_limit = 1.0  # CPUs
+c.DockerSpawner.mem_limit = "1G"  # swap is capped at this too, so it is a hard limit
+c.BinderSpawnerMixin.pids_limit = 1024  # processes and threads; stops fork bombs
+c.Spawner.start_timeout = 1800  # a first launch includes the build
+
+# --- Where the hub keeps its state ----------------------------------------------------------------
+state = os.environ.get("BINDERSPAWNER_STATE_DIR", "/var/lib/binderspawner")  # (env)
+os.makedirs(state, exist_ok=True)
+c.JupyterHub.db_url = f"sqlite:///{state}/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = f"{state}/jupyterhub_cookie_secret"
+c.ConfigurableHTTPProxy.pid_file = f"{state}/jupyterhub-proxy.pid"
