@@ -1,0 +1,120 @@
+"""One build per image, however many launches ask for it, and a cap on builds running at once.
+
+Launches of an image that is being built attach to the running build and see its whole log from
+the start; launches beyond the concurrency cap wait in line and are told their place.
+"""
+
+import asyncio
+import collections
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class BuildEvent:
+    phase: str  # waiting, fetching, building, built (BinderHub's phase names)
+    message: str
+    fraction: Optional[float] = None  # how far the build is, when the builder can tell
+
+
+class Build:
+    """A build in flight: its log so far, and a way to follow it to the end."""
+
+    def __init__(self, image):
+        self.image = image
+        self.events = []
+        self.task: Optional[asyncio.Task] = None
+        self._changed = asyncio.Event()
+
+    def emit(self, phase, message, fraction=None):
+        self.events.append(BuildEvent(phase, message, fraction))
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    @property
+    def done(self):
+        return self.task is not None and self.task.done()
+
+    async def follow(self):
+        """Yield every event from the first, until the build ends."""
+        seen = 0
+        while True:
+            changed = self._changed
+            while seen < len(self.events):
+                seen += 1
+                yield self.events[seen - 1]
+            if self.done:
+                return
+            waiter = asyncio.ensure_future(changed.wait())
+            await asyncio.wait([waiter, self.task], return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+
+    async def wait(self):
+        """Wait for the build's outcome; raises what the build raised."""
+        return await asyncio.shield(self.task)
+
+
+class BuildQueue:
+    def __init__(self, max_concurrent=2):
+        self.max_concurrent = max_concurrent
+        self._builds = {}
+        self._waiting = collections.deque()
+        self._running = 0
+        self._slot_freed = asyncio.Event()
+
+    @property
+    def active(self):
+        return dict(self._builds)
+
+    @property
+    def queue_length(self):
+        return len(self._waiting)
+
+    def ensure(self, image, exists, build):
+        """Return the Build for ``image``, starting one if none is in flight.
+
+        ``exists()`` is awaited inside the build task (so concurrent callers cannot both decide to
+        build); ``build(emit)`` runs only when the image is missing and a slot is free.
+        """
+        current = self._builds.get(image)
+        if current is not None and not current.done:
+            return current
+        entry = Build(image)
+        self._builds[image] = entry
+        entry.task = asyncio.ensure_future(self._run(entry, exists, build))
+        entry.task.add_done_callback(lambda _: self._builds.pop(image, None))
+        return entry
+
+    async def _run(self, entry, exists, build):
+        if await exists():
+            return False
+        await self._acquire(entry)
+        try:
+            await build(entry.emit)
+        finally:
+            self._release()
+        return True
+
+    async def _acquire(self, entry):
+        self._waiting.append(entry)
+        reported = None
+        try:
+            while self._running >= self.max_concurrent or self._waiting[0] is not entry:
+                position = self._waiting.index(entry) + 1
+                if position != reported:
+                    reported = position
+                    entry.emit("waiting", f"Waiting for a build slot: {self._running} build(s) "
+                                          f"running, this one is number {position} in line.")
+                await self._slot_freed.wait()
+        finally:
+            self._waiting.remove(entry)
+        self._running += 1
+        self._wake()  # the next in line may fit too
+
+    def _release(self):
+        self._running -= 1
+        self._wake()
+
+    def _wake(self):
+        self._slot_freed.set()
+        self._slot_freed = asyncio.Event()
