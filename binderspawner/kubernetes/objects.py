@@ -1,0 +1,144 @@
+"""Kubernetes manifests for Binder launches, as plain dicts (pure: no API calls).
+
+Like kubespawner's objects.py: every object the Kubernetes backend creates is a function of its
+settings, so it can be checked against the official schemas and expected manifests without a cluster.
+"""
+
+import hashlib
+import re
+from typing import Optional
+
+from .. import egress
+
+BUILD_COMPONENT = "binderspawner-build"
+BUILD_CONTAINER = "build"
+SERVER_LABEL = "binderspawner.pod"
+DOCKER_CONFIG_DIR = "/etc/binderspawner/docker"
+
+_LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_DNS_LABEL_CHARS = re.compile(r"[^a-z0-9-]+")
+
+
+def is_label_value(value):
+    return isinstance(value, str) and bool(_LABEL_VALUE.match(value))
+
+
+def is_label_key(key):
+    prefix, _, name = key.rpartition("/")
+    return bool(_LABEL_NAME.match(name)) and len(prefix) <= 253
+
+
+def split_metadata(values):
+    """Launch labels -> (labels, annotations): every value goes into annotations (no length or
+    charset limit there); those that are also valid label values (at most 63 characters of
+    [A-Za-z0-9._-], like a commit sha) go into labels too, so they can be selected on."""
+    annotations = {key: str(value) for key, value in values.items()}
+    labels = {key: value for key, value in annotations.items()
+              if is_label_key(key) and is_label_value(value)}
+    return labels, annotations
+
+
+def build_pod_name(image, prefix="binder-build-"):
+    """One name per image (pure), so every launch of one commit, from any hub process, meets the
+    same build pod. A DNS label: at most 63 characters of [a-z0-9-]."""
+    digest = hashlib.sha256(image.encode("utf-8")).hexdigest()[:16]
+    repository = image.rsplit(":", 1)[0].rsplit("/", 1)[-1]
+    readable = _DNS_LABEL_CHARS.sub("-", repository.lower()).strip("-")
+    room = 63 - len(prefix) - len(digest) - 1
+    readable = readable[:max(room, 0)].strip("-")
+    return f"{prefix}{readable}-{digest}" if readable else f"{prefix}{digest}"
+
+
+def build_pod_manifest(*, name, image, build_image, argv, env, labels=None, annotations=None,
+                       resources=None, node_selector=None, tolerations=None, docker_socket="",
+                       docker_host="", push_secret="", deadline_seconds=None, service_account="",
+                       image_pull_secrets=(), image_pull_policy="IfNotPresent"):
+    """The pod that runs repo2docker for one image.
+
+    It talks to a Docker engine either through the node's socket (``docker_socket``, a hostPath
+    mount) or through a Docker/BuildKit service (``docker_host``, e.g. tcp://dind:2375). Push
+    credentials come from a dockerconfigjson Secret mounted as a file (never an env variable).
+    ``activeDeadlineSeconds`` makes Kubernetes stop a stuck build even if the hub is gone.
+    """
+    env = dict(env)
+    volumes, mounts = [], []
+    if docker_host:
+        env["DOCKER_HOST"] = docker_host
+    elif docker_socket:
+        volumes.append({"name": "docker-socket", "hostPath": {"path": docker_socket, "type": "Socket"}})
+        mounts.append({"name": "docker-socket", "mountPath": "/var/run/docker.sock"})
+    if push_secret:
+        env["DOCKER_CONFIG"] = DOCKER_CONFIG_DIR
+        volumes.append({"name": "push-credentials", "secret": {
+            "secretName": push_secret, "items": [{"key": ".dockerconfigjson", "path": "config.json"}]}})
+        mounts.append({"name": "push-credentials", "mountPath": DOCKER_CONFIG_DIR, "readOnly": True})
+    container = {
+        "name": BUILD_CONTAINER,
+        "image": build_image,
+        "imagePullPolicy": image_pull_policy,
+        "args": list(argv),
+        "env": [{"name": key, "value": value} for key, value in sorted(env.items())],
+        "resources": resources or {},
+        "volumeMounts": mounts,
+    }
+    spec = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": bool(service_account),
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if service_account:
+        spec["serviceAccountName"] = service_account
+    if deadline_seconds:
+        spec["activeDeadlineSeconds"] = int(deadline_seconds)
+    if node_selector:
+        spec["nodeSelector"] = dict(node_selector)
+    if tolerations:
+        spec["tolerations"] = [dict(t) for t in tolerations]
+    if image_pull_secrets:
+        spec["imagePullSecrets"] = [{"name": s} for s in image_pull_secrets]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "labels": {**(labels or {}), "app.kubernetes.io/component": BUILD_COMPONENT},
+            "annotations": {**(annotations or {}), "binderspawner.image": image},
+        },
+        "spec": spec,
+    }
+
+
+def server_network_policy(rules, *, name, server_label, hub_labels, hub_port):
+    """The egress NetworkPolicy of one user server: binderspawner.egress's rendering of the
+    admin's rules (c.EgressPolicy), selecting only that server's pod (pure)."""
+    return egress.network_policy(
+        rules, name=name, pod_selector={"matchLabels": {SERVER_LABEL: server_label}},
+        hub_selector={"matchLabels": dict(hub_labels)}, hub_port=int(hub_port))
+
+
+def build_pods_to_delete(pods, now, max_age):
+    """Which build pods to remove (pure): finished ones, and those older than ``max_age`` seconds
+    (stuck: unschedulable, an image that cannot be pulled, a hung build).
+
+    ``pods`` is an iterable of (name, phase, created: datetime or None); ``now`` a datetime.
+    """
+    doomed = []
+    for name, phase, created in pods:
+        age: Optional[float] = (now - created).total_seconds() if created else None
+        if phase in ("Succeeded", "Failed") or (age is not None and age > max_age):
+            doomed.append(name)
+    return doomed
+
+
+def pod_problem(pod_status):
+    """A message for a pod that cannot start (pure), or None while it may still start.
+
+    ``pod_status`` is the pod's status as a dict (the API's JSON form)."""
+    for state in (pod_status.get("containerStatuses") or []):
+        waiting = (state.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName",
+                                     "CreateContainerConfigError", "CreateContainerError"):
+            return f"{waiting['reason']}: {waiting.get('message', '').strip()}".rstrip(": ")
+    return None

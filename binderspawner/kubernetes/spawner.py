@@ -1,0 +1,154 @@
+"""KubeBinderSpawner: Binder launches on Kubernetes, on top of KubeSpawner.
+
+The mixin does the Binder work (validate, resolve, find or build); KubeSpawner runs the pod. This
+class adds what only Kubernetes needs: the launch's labels and annotations on the pod, a
+NetworkPolicy limiting the pod's egress (created before the pod, removed with the server), resource
+guarantees, and a profile choice (kubespawner's profile_list: node selectors, tolerations, sizes)
+next to the repository fields of the form.
+"""
+
+import html
+
+from kubernetes_asyncio.client.rest import ApiException
+from kubespawner import KubeSpawner
+from kubespawner.clients import shared_client
+from kubespawner.slugs import is_valid_label
+from traitlets import Dict, Int, default
+
+from .. import form
+from ..egress import EgressPolicy
+from ..spawner import BinderSpawnerMixin
+from . import objects
+from .builder import KubernetesBuilder
+
+MiB = 1024**2
+PROFILE_OPTION = "profile"
+
+
+class KubeBinderSpawner(BinderSpawnerMixin, KubeSpawner):
+    """Binder launches as pods; builds in build pods (KubernetesBuilder) pushing to a registry."""
+
+    @default("builder_class")
+    def _default_builder_class(self):
+        return KubernetesBuilder
+
+    # Guarantees decide how many servers fit on a node; limits what one may use. Without a
+    # guarantee Kubernetes reserves the whole limit for every pod.
+    @default("cpu_guarantee")
+    def _default_cpu_guarantee(self):
+        return 0.1
+
+    @default("mem_guarantee")
+    def _default_mem_guarantee(self):
+        return 256 * MiB
+
+    hub_pod_labels = Dict(
+        {"app": "jupyterhub", "component": "hub"},
+        help="Labels of the hub pod, whose API port user pods may reach (z2jh's by default).",
+    ).tag(config=True)
+
+    hub_api_port = Int(8081, help="The hub API's port, which user pods may reach.").tag(config=True)
+
+    # pod ------------------------------------------------------------------------------------------
+
+    @property
+    def server_label(self):
+        return self.pod_name if is_valid_label(self.pod_name) else objects.build_pod_name(
+            self.pod_name, prefix="server-")
+
+    @property
+    def policy_name(self):
+        return f"{self.pod_name}-egress"
+
+    async def get_pod_manifest(self):
+        pod = await super().get_pod_manifest()
+        launch = self.launch.labels if self.launch else {}
+        labels, annotations = objects.split_metadata(launch)
+        pod.metadata.labels = {**(pod.metadata.labels or {}), **labels,
+                               objects.SERVER_LABEL: self.server_label}
+        pod.metadata.annotations = {**(pod.metadata.annotations or {}), **annotations}
+        return pod
+
+    @property
+    def egress(self):
+        return EgressPolicy(config=self.config)
+
+    def get_network_policy_manifest(self):
+        return objects.server_network_policy(
+            self.egress.rules(), name=self.policy_name, server_label=self.server_label,
+            hub_labels=self.hub_pod_labels, hub_port=self.hub_api_port)
+
+    # profiles: kubespawner's profile_list, chosen next to the repository --------------------------
+
+    @default("options_form")
+    def _default_options_form(self):
+        return render_form_with_profiles
+
+    def options_from_form(self, formdata):
+        options = super().options_from_form(formdata)
+        profile = (formdata.get(PROFILE_OPTION) or [""])[0].strip()
+        if profile:
+            options[PROFILE_OPTION] = profile
+        return options
+
+    async def prepare_launch(self, options=None, report=None):
+        # 'profile' is kubespawner's (applied in load_user_options); the mixin sees the rest.
+        options = self.user_options if options is None else options
+        if isinstance(options, dict) and PROFILE_OPTION in options:
+            options = {k: v for k, v in options.items() if k != PROFILE_OPTION}
+        return await super().prepare_launch(options, report)
+
+    # egress policy lifecycle ----------------------------------------------------------------------
+
+    async def load_user_options(self):
+        await super().load_user_options()
+        # The profile may change the namespace; the pod does not exist yet: the policy is in
+        # place before the server's first packet.
+        if self.egress.enabled:
+            await self.ensure_network_policy()
+
+    @property
+    def networking_api(self):
+        return shared_client("NetworkingV1Api")
+
+    async def ensure_network_policy(self):
+        manifest = self.get_network_policy_manifest()
+        api = self.networking_api
+        try:
+            await api.create_namespaced_network_policy(self.namespace, manifest,
+                                                       _request_timeout=self.k8s_api_request_timeout)
+        except ApiException as e:
+            if e.status != 409:
+                raise
+            await api.replace_namespaced_network_policy(self.policy_name, self.namespace, manifest,
+                                                        _request_timeout=self.k8s_api_request_timeout)
+
+    async def delete_network_policy(self):
+        try:
+            await self.networking_api.delete_namespaced_network_policy(
+                self.policy_name, self.namespace, _request_timeout=self.k8s_api_request_timeout)
+        except ApiException as e:
+            if e.status != 404:
+                self.log.warning("Could not delete NetworkPolicy %s: %s", self.policy_name, e.reason)
+
+    async def stop(self, now=False):
+        try:
+            return await super().stop(now=now)
+        finally:
+            if self.egress.enabled:
+                await self.delete_network_policy()
+
+
+def render_form_with_profiles(spawner):
+    """The Binder form, plus a choice of kubespawner profile when profile_list is a list."""
+    html_form = form.render_form(spawner)
+    profiles = spawner.profile_list if isinstance(spawner.profile_list, list) else []
+    if not profiles:
+        return html_form
+    options = "".join(
+        f'<option value="{html.escape(p["slug"])}"{" selected" if p.get("default") else ""}>'
+        f'{html.escape(p.get("display_name", p["slug"]))}</option>'
+        for p in spawner._get_initialized_profile_list(profiles))
+    return html_form + ('<div class="form-group mb-2"><label for="binder-profile" class="form-label">'
+                        'Resources</label><select class="form-control" id="binder-profile" '
+                        f'name="{PROFILE_OPTION}">{options}</select></div>')
