@@ -1,16 +1,38 @@
 """Repository sources. Each provider is one small class behind the RepoProvider interface."""
 
 from ..errors import LaunchError
-from .base import RepoProvider, RepoSource, ResolvedRepo
+from .base import RepoProvider, RepoSource, ResolvedRepo, TokenCredentials
+from .ckan import CKANProvider
+from .dataverse import DataverseProvider
+from .doi import doi_of
+from .figshare import FigshareProvider
+from .gist import GistProvider
 from .git import GitProvider
+from .github import GitHubProvider
+from .gitlab import GitLabProvider
+from .hydroshare import HydroshareProvider
+from .zenodo import ZenodoProvider
 
-__all__ = ["GitProvider", "RepoProvider", "RepoSource", "ResolvedRepo", "detect"]
+# The order they are tried in: specific sources first, any Git URL last.
+DEFAULT_PROVIDERS = [GitHubProvider, GitLabProvider, GistProvider, ZenodoProvider, FigshareProvider,
+                     HydroshareProvider, DataverseProvider, CKANProvider, GitProvider]
+
+__all__ = ["CKANProvider", "DEFAULT_PROVIDERS", "DataverseProvider", "FigshareProvider", "GistProvider",
+           "GitHubProvider", "GitLabProvider", "GitProvider", "HydroshareProvider", "RepoProvider",
+           "RepoSource", "ResolvedRepo", "TokenCredentials", "ZenodoProvider", "detect"]
 
 
 def detect(repo, providers):
     """The first provider that recognises ``repo``, with its parsed source."""
+    doi = doi_of(repo)
     for provider in providers:
+        if doi is not None and isinstance(provider, GitProvider):
+            break  # a DOI no data provider took is no Git URL either
         source = provider.parse(repo)
         if source is not None:
             return provider, source
+    if doi is not None:
+        raise LaunchError(f"The DOI {doi} is not from a data repository this hub launches from "
+                          "(Zenodo, Figshare, HydroShare, Dataverse). Use a spec such as "
+                          "zenodo/<DOI>, or ask the hub admin to add the DOI's prefix.", field="repo")
     raise LaunchError(f"No repository source on this hub recognises {repo!r}.", field="repo")

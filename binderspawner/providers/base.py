@@ -6,21 +6,66 @@ at that version; images are named from ``source.slug`` and the version.
 """
 
 import asyncio
+import base64
+import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
-from traitlets import Float, Unicode
+from traitlets import Float, List, Unicode
 from traitlets.config import LoggingConfigurable
+
+from ..errors import LaunchError
+from . import hosts
 
 
 @dataclass(frozen=True)
 class RepoSource:
     provider: str  # the provider's name, e.g. "git"
-    spec: str  # canonical form of what the user asked for
+    spec: str  # canonical BinderHub-style spec, e.g. "gh/org/repo/main"; parse(spec).spec == spec
     fetch_url: str  # what the builder (repo2docker) fetches
     slug: str  # stable, human-readable identity used in image names
     display_name: str = ""
+    repo_url: str = ""  # the repository's address for people (labels, BINDER_REPO_URL)
+    ref: Optional[str] = None  # the ref the spec or URL itself named; None when it named none
+    has_refs: bool = True  # False for data sources: a record has versions, not branches
+    content_provider: str = "Git"  # the repo2docker content provider that fetches fetch_url
+    needs_credentials: bool = False  # True when the source cannot be read without a token
+
+    def with_ref(self, ref):
+        """This source with ``ref`` in its spec (None: without one). Specs end in '/<ref>'."""
+        if not self.has_refs:
+            if ref:
+                raise LaunchError(f"{self.display_name or self.spec} is a data record with versions, "
+                                  "not branches or tags: leave 'ref' empty.", field="ref")
+            return self
+        base = self.spec[: -len(self.ref) - 1] if self.ref else self.spec
+        return replace(self, ref=ref, spec=f"{base}/{ref}" if ref else base)
+
+
+@dataclass(frozen=True)
+class TokenCredentials:
+    """An access token for the API and git (hub-wide or one user's); its repr hides the token.
+
+    ``cache_key`` keeps one token's resolutions apart from another's without holding the token.
+    """
+
+    token: str = field(repr=False)
+    username: str = "x-access-token"
+    scheme: str = "Bearer"
+
+    @property
+    def cache_key(self):
+        return hashlib.sha256(self.token.encode()).hexdigest()[:16]
+
+    def authorization(self):
+        return f"{self.scheme} {self.token}"
+
+    def git_environment(self):
+        """git sends the token as an HTTP header from its environment: never in a URL or argv."""
+        basic = base64.b64encode(f"{self.username}:{self.token}".encode()).decode()
+        return {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
+                "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}"}
 
 
 @dataclass(frozen=True)
@@ -80,6 +125,27 @@ class RepoProvider(LoggingConfigurable):
         sha is never looked up, so it needs no cache.""",
     ).tag(config=True)
 
+    allowed_private_hosts = List(
+        Unicode(),
+        [],
+        help="""Hosts this hub may contact for launches although they resolve to loopback,
+        private, link-local or cloud-metadata addresses: host patterns ('gitlab.lab.internal',
+        '*.lab.internal') or IP networks ('10.1.0.0/16', '127.0.0.1'). Every other such host is refused
+        so users cannot make the hub reach internal services. Set it on RepoProvider for every
+        source or on one provider class (c.GitLabProvider.allowed_private_hosts).""",
+    ).tag(config=True)
+
+    # repo2docker content providers that fetch this provider's sources (for Repo2DockerBuilder).
+    content_providers = ("Git",)
+
+    def private_host_allow_list(self):
+        return list(self.allowed_private_hosts)
+
+    async def check_host(self, host):
+        """Refuse (LaunchError) a host resolving to an internal address unless allow-listed."""
+        await hosts.check_host(host, self.private_host_allow_list(),
+                               setting=f"{type(self).__name__}.allowed_private_hosts")
+
     def parse(self, repo):
         """Return a RepoSource if this provider handles ``repo``, None if not ours.
 
@@ -87,8 +153,12 @@ class RepoProvider(LoggingConfigurable):
         """
         raise NotImplementedError
 
-    async def resolve(self, source, ref):
-        """Return a ResolvedRepo with an immutable version, or raise LaunchError."""
+    async def resolve(self, source, ref, *, credentials=None):
+        """Return a ResolvedRepo with an immutable version, or raise LaunchError.
+
+        ``ref`` is the branch, tag or sha to use (None: the default branch); ``credentials`` a
+        TokenCredentials-like object (``authorization()``, ``git_environment()``, ``cache_key``)
+        for one user's private repositories, or None."""
         raise NotImplementedError
 
     async def cached(self, key, compute):

@@ -12,11 +12,12 @@ import os
 import re
 import shutil
 import tempfile
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from traitlets import Float, List, TraitError, Unicode, validate
 
 from ..errors import LaunchError
+from ..spec import validate_ref
 from .base import RepoProvider, RepoSource, ResolvedRepo
 
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$|^[0-9a-f]{64}$")
@@ -173,12 +174,35 @@ class GitProvider(RepoProvider):
     ).tag(config=True)
 
     def parse(self, repo):
-        url = parse_git_url(repo, allowed_schemes=self.allowed_schemes, allowed_hosts=self.allowed_hosts)
+        """A Git URL, or BinderHub's spec 'git/<url-escaped URL>[/<ref>]'."""
+        ref = None
+        if repo.startswith("git/"):
+            escaped, _, ref = repo[len("git/"):].partition("/")
+            if "%" not in escaped and ":" in escaped:
+                raise LaunchError(f"The spec {repo!r} is not valid: the URL after 'git/' must be "
+                                  "URL-escaped ('/' as %2F), as in git/https%3A%2F%2Fexample.org%2Frepo.git/main.",
+                                  field="repo")
+            try:
+                ref = validate_ref(ref or None)
+                url = parse_git_url(unquote(escaped), allowed_schemes=self.allowed_schemes,
+                                    allowed_hosts=self.allowed_hosts)
+            except LaunchError as e:
+                raise LaunchError(f"In the spec {repo!r}: {e.message}", field="repo") from None
+        else:
+            url = parse_git_url(repo, allowed_schemes=self.allowed_schemes, allowed_hosts=self.allowed_hosts)
         parts = urlsplit(url)
         slug = f"{parts.netloc}{parts.path}".removesuffix(".git")
-        return RepoSource(provider=self.name, spec=url, fetch_url=url, slug=slug, display_name=url)
+        source = RepoSource(provider=self.name, spec=f"git/{quote(url, safe='')}", fetch_url=url,
+                            slug=slug, display_name=url, repo_url=url)
+        return source.with_ref(ref)
+
+    def private_host_allow_list(self):
+        # An exact host in allowed_hosts is an explicit admin decision; a wildcard is not.
+        exact = [h for h in self.allowed_hosts if not any(c in h for c in "*?[")]
+        return [*self.allowed_private_hosts, *exact]
 
     async def resolve(self, source, ref, *, credentials=None):
+        await self.check_host(urlsplit(source.fetch_url).hostname)
         if ref and FULL_SHA.match(ref.lower()):
             return ResolvedRepo(source, ref, ref.lower(), f"commit {ref[:12]}")
         sha, description = await self.cached(

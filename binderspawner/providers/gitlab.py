@@ -1,0 +1,136 @@
+"""GitLab (gitlab.com or a self-hosted GitLab) projects, resolved through GitLab's REST API (v4).
+
+Recognises ``gl/<url-escaped namespace/project>[/<ref>]`` (BinderHub's spec, e.g.
+``gl/group%2Fsub%2Fproject/main``) and ``https://gitlab.com/<group>/.../<project>`` with optional
+``.git``, ``/-/tree/<ref>`` or ``/-/commit/<sha>``. A ref is resolved with
+``GET /projects/:id/repository/commits/:ref`` (the project's default branch first comes from
+``GET /projects/:id``); answers are cached and revalidated with their ETag. When the API cannot be
+reached, ``git ls-remote`` on the clone URL answers instead.
+
+Tests run against a local fixture server that follows GitLab's documented responses
+(tests/test_providers_gitlab.py); gitlab.com is not reachable from the test machines.
+"""
+
+import json
+import re
+from urllib.parse import quote, unquote
+
+from traitlets import Unicode, default, validate
+
+from ..errors import LaunchError
+from .api import ApiProvider, Unreachable, clone_base
+from .base import RepoSource, ResolvedRepo
+from .git import FULL_SHA
+from .specparse import after_prefix, invalid, path_on, ref_or_none
+
+HINT = ("Use gl/<url-escaped group/project>[/<ref>] (e.g. gl/group%2Fproject/main) or "
+        "https://gitlab.com/<group>/<project>[/-/tree/<ref>].")
+COMPONENT = re.compile(r"^(?!\.\.?$)[A-Za-z0-9_.][A-Za-z0-9_.-]{0,254}$")
+
+
+class GitLabProvider(ApiProvider):
+    """Projects on gitlab.com or on the self-hosted GitLab at html_base_url."""
+
+    name = "gitlab"
+    prefix = "gl"
+    service = "GitLab"
+
+    @default("html_base_url")
+    def _default_html(self):
+        return "https://gitlab.com"
+
+    @default("api_base_url")
+    def _default_api(self):
+        return f"{self.html_base_url}/api/v4"
+
+    clone_base_url = Unicode(
+        help="Base of the Git URLs builds clone ('<clone_base_url>/<namespace>/<project>.git'); "
+             "defaults to html_base_url.",
+    ).tag(config=True)
+
+    @default("clone_base_url")
+    def _default_clone(self):
+        return self.html_base_url
+
+    @validate("clone_base_url")
+    def _valid_clone(self, proposal):
+        return clone_base(proposal.value, f"{type(self).__name__}.clone_base_url")
+
+    def parse(self, repo):
+        rest = after_prefix(repo, self.prefix)
+        if rest is not None:
+            escaped, _, ref = rest.partition("/")
+            if "%" not in escaped:
+                raise invalid(repo, "the project path must be URL-escaped ('/' as %2F)", HINT)
+            return self.source(repo, unquote(escaped), ref_or_none(ref, repo))
+        path = path_on(repo, self.html_base_url)
+        if path is None:
+            return None
+        if "?" in path:
+            raise invalid(repo, "it has a query ('?')", HINT)
+        found = re.fullmatch(r"/(.+?)(?:\.git)?(?:/-/(?:tree/(.+)|commit/([0-9a-fA-F]{7,64})))?/?", path)
+        if not found or "/-/" in found.group(1):
+            raise invalid(repo, "it is not the address of a project, a branch or a commit", HINT)
+        project, tree, commit = found.groups()
+        return self.source(repo, project, ref_or_none(tree or commit, repo))
+
+    def source(self, repo, project, ref):
+        parts = project.removesuffix(".git").split("/")
+        if len(parts) < 2 or not all(COMPONENT.match(p) for p in parts):
+            raise invalid(repo, f"{project!r} is not a GitLab 'group/project' path", HINT)
+        project = "/".join(parts)
+        host = self.host_of(self.html_base_url)
+        source = RepoSource(
+            provider=self.name, spec=f"{self.prefix}/{quote(project, safe='')}",
+            fetch_url=f"{self.clone_base_url}/{project}.git", slug=f"{host}/{project}",
+            display_name=project, repo_url=f"{self.html_base_url}/{project}")
+        return source.with_ref(ref)
+
+    def project_of(self, source):
+        return unquote(source.spec.split("/")[1])
+
+    async def resolve(self, source, ref, *, credentials=None):
+        if ref and FULL_SHA.match(ref.lower()):
+            return ResolvedRepo(source, ref, ref.lower(), f"commit {ref[:12]}")
+        sha, description = await self.cached(
+            (self.api_base_url, self.project_of(source), ref, credentials and credentials.cache_key),
+            lambda: self._lookup(source, ref, credentials))
+        return ResolvedRepo(source, ref, sha, description)
+
+    async def _lookup(self, source, ref, credentials):
+        project = f"{self.api_base_url}/projects/{quote(self.project_of(source), safe='')}"
+        missing = LaunchError(f"Project {source.display_name} was not found on {self.service}, or you "
+                              "do not have access to it.", field="repo", status=404)
+        try:
+            branch = ref
+            if branch is None:
+                info = await self.api_json(project, credentials=credentials, not_found=missing)
+                branch = info.get("default_branch")
+                if not isinstance(branch, str) or not branch:
+                    raise LaunchError(f"{source.display_name} has no commits yet.", field="repo",
+                                      status=404)
+            status, body, _ = await self.api_get(
+                f"{project}/repository/commits/{quote(branch, safe='')}", credentials=credentials)
+        except Unreachable as e:
+            return await self.fall_back_to_git(source, ref, credentials, e)
+        if status == 404:
+            if ref is None:
+                raise missing
+            # GitLab answers 404 for a missing project and for a missing ref alike.
+            raise LaunchError(f"{source.display_name} has no branch, tag or commit {ref!r}, or you do "
+                              "not have access to it. Check the spelling, or give a full commit sha.",
+                              field="ref", status=404)
+        self.raise_for_status(status, credentials)
+        sha = _json_field(body, "id")
+        if not FULL_SHA.match(sha):
+            raise LaunchError(f"{self.service} gave no commit for {source.display_name}. Try again "
+                              "later.", field="repo", status=502)
+        return sha, (f"ref {ref}" if ref else f"default branch {branch}")
+
+
+def _json_field(body, name):
+    try:
+        value = json.loads(body).get(name)
+    except (ValueError, AttributeError):
+        return ""
+    return value if isinstance(value, str) else ""
