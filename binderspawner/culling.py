@@ -1,0 +1,100 @@
+"""Idle culling on two levels.
+
+On the hub: jupyterhub-idle-culler as a hub-managed service stops servers idle for ``timeout`` or
+older than ``max_age``; :func:`configure` adds it to a config with the least scopes it needs.
+In each server: kernel culling and shutdown-on-no-activity (jupyter_server settings the spawner
+passes as arguments, :func:`server_args`), so a server still ends itself while the hub is down.
+"""
+
+import sys
+from datetime import datetime, timezone
+
+from traitlets import Bool, Int, Unicode, default
+from traitlets.config import Configurable, LazyConfigValue
+
+# jupyterhub-idle-culler's README: list users, read their activity and servers, stop servers.
+# delete:servers also covers removing named servers; admin:users is needed only for --cull-users,
+# which Binder does not use.
+CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+
+
+class IdleCuller(Configurable):
+    """Settings of the hub's idle culler (read by configure() and by the spawner's stop metrics)."""
+
+    name = Unicode("binder-idle-culler", help="Name of the culler's hub-managed service.").tag(config=True)
+    timeout = Int(600, help="""Seconds a server may be idle before it is stopped. JupyterHub learns
+        of activity every JupyterHub.last_activity_interval (300 s by default), so keep this
+        well above that.""").tag(config=True)
+    interval = Int(60, help="Seconds between two checks for idle or too old servers.").tag(config=True)
+    max_age = Int(6 * 3600, help="""Seconds after which a server is stopped even if it is active
+        (mybinder.org: 6 h). 0 for no limit.""").tag(config=True)
+    remove_named_servers = Bool(help="""Remove culled named servers instead of leaving them
+        stopped: a Binder launch is disposable. Defaults to JupyterHub.allow_named_servers.""").tag(config=True)
+
+    @default("remove_named_servers")
+    def _default_remove(self):
+        allowed = self.config.JupyterHub.get("allow_named_servers", False)
+        return bool(allowed) and not isinstance(allowed, LazyConfigValue)
+
+
+def culler_command(timeout, interval, max_age, remove_named_servers, python=sys.executable):
+    """The culler's argv (pure)."""
+    argv = [python, "-m", "jupyterhub_idle_culler", f"--timeout={int(timeout)}",
+            f"--cull-every={int(interval)}", f"--max-age={int(max_age)}"]
+    if remove_named_servers:
+        argv.append("--remove-named-servers=true")
+    return argv
+
+
+def culler_service_and_role(culler):
+    """(service, role) for c.JupyterHub.services and c.JupyterHub.load_roles (pure)."""
+    service = {"name": culler.name,
+               "command": culler_command(culler.timeout, culler.interval, culler.max_age,
+                                         culler.remove_named_servers)}
+    role = {"name": f"{culler.name}-role", "scopes": list(CULLER_SCOPES), "services": [culler.name]}
+    return service, role
+
+
+def configure(c):
+    """Add the idle culler to the config ``c`` (from jupyterhub_config.py), using c.IdleCuller.*."""
+    service, role = culler_service_and_role(IdleCuller(config=c))
+    c.JupyterHub.services.append(service)
+    c.JupyterHub.load_roles.append(role)
+    return service
+
+
+def server_args(kernel_timeout, kernel_interval, shutdown_timeout):
+    """jupyter_server arguments for culling inside a server (pure); 0 turns a part off."""
+    args = []
+    if kernel_timeout:
+        args += [f"--MappingKernelManager.cull_idle_timeout={int(kernel_timeout)}",
+                 f"--MappingKernelManager.cull_interval={int(kernel_interval)}"]
+    if shutdown_timeout:
+        args.append(f"--ServerApp.shutdown_no_activity_timeout={int(shutdown_timeout)}")
+    return args
+
+
+def stop_reason(now, last_activity, started, timeout, max_age):
+    """Why a server is being stopped, inferred from its timestamps (pure).
+
+    The culler stops a server right after it finds it idle for ``timeout`` or older than
+    ``max_age``, so a stop past either is counted as a cull; anything else is 'other'.
+    """
+    def seconds_since(when):
+        if when is None:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return (now - when).total_seconds()
+
+    idle = seconds_since(last_activity)
+    age = seconds_since(started)
+    if timeout and idle is not None and idle >= timeout:
+        return "idle"
+    if max_age and age is not None and age >= max_age:
+        return "max_age"
+    return "other"
+
+
+def utcnow():
+    return datetime.now(timezone.utc)

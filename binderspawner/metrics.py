@@ -1,0 +1,36 @@
+"""Prometheus metrics, registered in prometheus_client's default registry, which is the one the hub
+serves on ``/hub/metrics``. Module-level, so importing the spawner registers them once per hub."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# Builds take from seconds (pip layer cached) to tens of minutes.
+BUILD_BUCKETS = (5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, float("inf"))
+LAUNCH_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, float("inf"))
+
+BUILDS_STARTED = Counter("binderspawner_builds_started", "Image builds started")
+BUILDS_FAILED = Counter("binderspawner_builds_failed", "Image builds that failed or timed out")
+BUILD_DURATION = Histogram("binderspawner_build_duration_seconds", "Time an image build took",
+                           ["status"], buckets=BUILD_BUCKETS)
+
+LAUNCHES = Counter("binderspawner_launches", "Launches by outcome and whether the image had to be built",
+                   ["image", "status"])  # image: cached|built|unknown; status: success|failure
+LAUNCH_DURATION = Histogram("binderspawner_launch_duration_seconds",
+                            "Time from the spawner's start() to the server's container running, "
+                            "split by whether the image was cached or built",
+                            ["image"], buckets=LAUNCH_BUCKETS)
+
+BUILD_QUEUE_LENGTH = Gauge("binderspawner_build_queue_length", "Builds waiting for a build slot")
+BUILDS_RUNNING = Gauge("binderspawner_builds_running", "Builds running now")
+
+SERVER_STOPS = Counter(
+    "binderspawner_server_stops",
+    "Servers stopped by the hub, by inferred reason: 'idle' (inactive longer than the culler's "
+    "timeout when stopped), 'max_age' (older than the culler's max age), 'other' (user, admin, "
+    "shutdown). Servers that ended by themselves are not stopped through the spawner and not counted.",
+    ["reason"],
+)
+
+CACHE_IMAGES = Gauge("binderspawner_image_cache_images", "Built images of this hub on the engine, "
+                     "as of the cleanup service's last pass")
+CACHE_BYTES = Gauge("binderspawner_image_cache_bytes", "Bytes only this hub's built images use "
+                    "(Docker's size minus shared size), as of the cleanup service's last pass")
