@@ -451,7 +451,7 @@ def markdown(report):
         out.append("- binder, POST to 'Found image' (resolve + image check): median "
                    f"{c['median_pre_spawn']:.3f} s")
     if st:
-        out.append(f"- storm, each user's [built] event after (s): "
+        out.append("- storm, each user's [built] event after (s): "
                    + ", ".join(f"{x:.1f}" for x in st["built_each"])
                    + f"; single launch's [built] after {st['single_post_to_built']:.1f} s")
         out.append("- storm, each user ready after (s): " + ", ".join(f"{x:.1f}" for x in st["ready_each"]))

@@ -3,5 +3,15 @@
 from .errors import BuildFailed, LaunchError
 from .spawner import BinderSpawnerMixin, DockerBinderSpawner
 
-__all__ = ["BinderSpawnerMixin", "BuildFailed", "DockerBinderSpawner", "LaunchError"]
+__all__ = ["BinderSpawnerMixin", "BuildFailed", "DockerBinderSpawner", "KubeBinderSpawner",
+           "LaunchError"]
+
+
+def __getattr__(name):
+    # Imported on first use, so a Docker-only hub never loads the Kubernetes client.
+    if name == "KubeBinderSpawner":
+        from .kubernetes import KubeBinderSpawner
+
+        return KubeBinderSpawner
+    raise AttributeError(f"module 'binderspawner' has no attribute {name!r}")
 __version__ = "0.1.0"

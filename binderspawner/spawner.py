@@ -8,35 +8,31 @@ Everything the user sees on the progress page comes from ``_report``.
 import asyncio
 import copy
 import inspect
+import json
+import os
+import shutil
+import tempfile
+import time
 from dataclasses import dataclass
 
 from dockerspawner import DockerSpawner
 from traitlets import Int, List, Type, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
-from . import images
+from . import buildlogs, culling, form, images, metrics
+from .cleanup import CACHE_SUMMARY, ENV_BUILD_TMP, ENV_HUB_ID, ENV_HUB_PID, LABEL_HUB, HubCleanup, build_tmp_root
+from .imagecache import LaunchLog
 from .build import Builder, BuildQueue, BuildRequest, Repo2DockerBuilder
-from .policy import Resources, docker_host_config
-from .providers import GitProvider, RepoProvider, ResolvedRepo, detect
+from .policy import Resources
+from . import isolation
+from .providers import DEFAULT_PROVIDERS, RepoProvider, ResolvedRepo, detect
+from .speccontrol import SpecControl
+from .errors import LaunchError
 from .spec import KNOWN_OPTIONS, LaunchRequest, parse_launch_options
 
 LABEL_PREFIX = "binderspawner."
 
-FORM = """
-<div class="form-group">
-  <label for="binder-repo">Repository</label>
-  <input class="form-control" id="binder-repo" name="repo" required
-         placeholder="https://example.org/org/repo.git">
-</div>
-<div class="form-group">
-  <label for="binder-ref">Branch, tag or commit <small>(optional: the default branch)</small></label>
-  <input class="form-control" id="binder-ref" name="ref" placeholder="main">
-</div>
-<div class="form-group">
-  <label for="binder-urlpath">Path to open <small>(optional)</small></label>
-  <input class="form-control" id="binder-urlpath" name="urlpath" placeholder="lab/tree/index.ipynb">
-</div>
-"""
+# The spawn form lives in form.py (fields, field errors, launch link and badge snippets).
 
 
 @dataclass(frozen=True)
@@ -49,7 +45,8 @@ class Launch:
     def labels(self):
         """Labels for the image and the container: where it came from, never who launched it."""
         return {
-            f"{LABEL_PREFIX}repo": self.resolved.source.spec,
+            f"{LABEL_PREFIX}repo": self.resolved.source.repo_url or self.resolved.source.fetch_url,
+            f"{LABEL_PREFIX}spec": self.resolved.source.spec,
             f"{LABEL_PREFIX}provider": self.resolved.source.provider,
             f"{LABEL_PREFIX}ref": self.request.ref or "",
             f"{LABEL_PREFIX}commit": self.resolved.version,
@@ -62,10 +59,12 @@ class BinderSpawnerMixin(LoggingConfigurable):
 
     provider_classes = List(
         Type(klass=RepoProvider),
-        [GitProvider],
+        list(DEFAULT_PROVIDERS),
         help="""Repository sources users can launch from, tried in order; the first that
-        recognises the 'repo' option handles it. Configure each through its own class
-        (e.g. c.GitProvider.allowed_hosts).""",
+        recognises the 'repo' option handles it: GitHub, GitLab, gists, Zenodo, Figshare,
+        HydroShare, Dataverse, CKAN, then any Git URL. Configure each through its own class
+        (e.g. c.GitProvider.allowed_hosts, c.GitHubProvider.access_token); drop a source by
+        leaving it out.""",
     ).tag(config=True)
 
     builder_class = Type(
@@ -93,6 +92,22 @@ class BinderSpawnerMixin(LoggingConfigurable):
     pids_limit = Int(
         1024,
         help="Most processes (and threads) a user server may run; stops fork bombs. 0 for no limit.",
+    ).tag(config=True)
+
+    kernel_cull_timeout = Int(
+        600,
+        help="""Inside each server, kernels idle this many seconds are shut down (jupyter_server's
+        MappingKernelManager.cull_idle_timeout). 0 keeps idle kernels.""",
+    ).tag(config=True)
+
+    kernel_cull_interval = Int(60, help="Seconds between two checks for idle kernels inside a server.").tag(config=True)
+
+    shutdown_no_activity_timeout = Int(
+        900,
+        help="""A server with no kernels, no terminals and no activity for this many seconds exits by
+        itself (jupyter_server's ServerApp.shutdown_no_activity_timeout), so servers end even while
+        the hub (and its idle culler) is down. Keep it above IdleCuller.timeout so that the culler
+        normally acts first. 0: servers never exit by themselves.""",
     ).tag(config=True)
 
     # Binder servers are made for one launch: resource limits on, a build can take minutes.
@@ -130,8 +145,15 @@ class BinderSpawnerMixin(LoggingConfigurable):
 
     @property
     def resources(self):
-        return Resources(cpu_limit=self.cpu_limit, mem_limit=self.mem_limit,
-                         pids_limit=self.pids_limit or None)
+        """This launch's limits (isolation.py: policy per repo, group and size), else the defaults."""
+        return isolation.resources_for(self)
+
+    _binder_repo = None
+
+    @property
+    def binder_repo(self):
+        """The repository this server is launched from; quotas.py counts servers by it."""
+        return self._binder_repo or (self.launch_state or {}).get("repo")
 
     # progress -----------------------------------------------------------------------------------
 
@@ -164,59 +186,213 @@ class BinderSpawnerMixin(LoggingConfigurable):
 
     @default("options_form")
     def _default_options_form(self):
-        return FORM
+        return form.render_form
 
     def options_from_form(self, formdata):
-        """Form fields -> user_options; empty fields are left out (validated in start)."""
+        """Form fields -> user_options; empty fields are left out. Checked here (no network), so a
+        bad repository or ref is shown next to its field and nothing starts."""
         options = {}
         for key in KNOWN_OPTIONS:
             value = (formdata.get(key) or [""])[0].strip()
             if value:
                 options[key] = value
+        try:
+            request = parse_launch_options(options)
+            detect(request.repo, [cls(parent=self) for cls in self.provider_classes])
+        except LaunchError as e:
+            form.remember_error(self.user.name, e, options)
+            raise form.with_field_html(e, options) from None
         return options
 
     # launch -------------------------------------------------------------------------------------
 
-    async def prepare_launch(self):
-        """Resolve and find-or-build; returns the Launch. Raises LaunchError for the user."""
-        request = parse_launch_options(self.user_options)
+    async def prepare_launch(self, options=None, report=None):
+        """Resolve and find-or-build; returns the Launch. Raises LaunchError for the user.
+
+        ``options`` and ``report`` default to this spawner's user_options and progress; the build
+        API passes its own to build without starting a server."""
+        request = parse_launch_options(self.user_options if options is None else options)
+        _report = report or self._report
         providers = [cls(parent=self) for cls in self.provider_classes]
         provider, source = detect(request.repo, providers)
-        what = f"ref {request.ref!r}" if request.ref else "the default branch"
-        self._report(f"Resolving {what} of {source.display_name}", 5)
-        resolved = await provider.resolve(source, request.ref)
+        # Banned/allowed specs and per-spec settings (speccontrol.py); a ref in the spec counts.
+        ref, self.launch_spec, self.spec_settings = SpecControl(parent=self).check(source, request.ref)
+        if options is None:  # a server launch (not the build API): its limits and quotas
+            isolation.apply_launch_policy(self, source, self.spec_settings)
+        what = f"ref {ref!r}" if ref else "the default branch"
+        _report(f"Resolving {what} of {source.display_name}", 5)
+        resolved = await provider.resolve(source, ref)
         launch = Launch(request, resolved, images.image_reference(self.image_prefix, source.slug,
                                                                    resolved.version))
-        self._report(f"{resolved.resolved_from} is at {resolved.version[:12]}; image {launch.image}", 10)
+        _report(f"{resolved.resolved_from} is at {resolved.version[:12]}; image {launch.image}", 10)
 
         builder = self.builder_class(parent=self)
+        await asyncio.get_running_loop().run_in_executor(None, self._record_launch, launch.image)
         build = self.build_queue(self.max_concurrent_builds).ensure(
             launch.image,
             exists=lambda: builder.image_exists(launch.image),
-            build=lambda emit: builder.build(BuildRequest(launch.image, resolved, launch.labels), emit),
+            build=lambda emit: self._run_build(builder, launch, emit),
         )
+        buildlogs.STORE.record(launch.image, self.user.name, build)
         async for event in build.follow():
             progress = None if event.fraction is None else 15 + int(70 * event.fraction)
-            self._report(f"[{event.phase}] {event.message}", progress)
+            _report(f"[{event.phase}] {event.message}", progress)
         built = await build.wait()
-        self._report(f"{'Built' if built else 'Found'} image {launch.image}; starting server", 90)
+        _report(f"{'Built' if built else 'Found'} image {launch.image}; starting server", 90)
         return launch
 
     async def start(self):
         self._reset_progress()
-        launch = await self.prepare_launch()
-        self.launch = launch
-        self.image = launch.image
-        if launch.request.urlpath:
-            self.default_url = "/" + launch.request.urlpath
-        return await super().start()
+        started = time.monotonic()
+        self._save_launch_state({"phase": "preparing", "options": dict(self.user_options or {})})
+        self._built_here = False
+        kind = "unknown"
+        try:
+            try:
+                launch = await self.prepare_launch()
+            except LaunchError as e:  # shown next to its field when the spawn form is re-rendered
+                raise form.with_field_html(e, self.user_options) from None
+            kind = "built" if self._built_here else "cached"
+            self.launch = launch
+            self.image = launch.image
+            self.launch_state = {"phase": "starting", **self._launch_fields(launch)}
+            if launch.request.urlpath:
+                self.default_url = "/" + launch.request.urlpath
+            result = await super().start()
+        except BaseException:
+            metrics.LAUNCHES.labels(image=kind, status="failure").inc()
+            raise
+        self.launch_state = {**self.launch_state, "phase": "running"}
+        metrics.LAUNCHES.labels(image=kind, status="success").inc()
+        metrics.LAUNCH_DURATION.labels(image=kind).observe(time.monotonic() - started)
+        return result
+
+    # lifecycle: saved state, builds, in-server culling, stop reasons ---------------------------------
+
+    launch_state = None  # {"phase": preparing|starting|running, repo, ref, commit, image, ...}
+    _built_here = False
+
+    @staticmethod
+    def _launch_fields(launch):
+        return {"repo": launch.resolved.source.spec, "ref": launch.request.ref or "",
+                "commit": launch.resolved.version, "image": launch.image}
+
+    @property
+    def lifecycle(self):
+        return HubCleanup(config=self.config)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _bind_gauges(self.lifecycle.lifecycle_dir)
+
+    def get_state(self):
+        state = super().get_state()
+        if self.launch_state:
+            state["binder"] = dict(self.launch_state)
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        saved = state.get("binder") if isinstance(state, dict) else None
+        self.launch_state = dict(saved) if isinstance(saved, dict) else None
+        if self.launch_state and self.launch_state.get("phase") == "preparing":
+            # Loaded from the database while this server was still being prepared: the hub process
+            # that was preparing it died (the cleanup service kills its orphaned build). Make the
+            # launch read as failed, with a reason, on the progress stream and the spawn page.
+            repo = self.launch_state.get("options", {}).get("repo", "the repository")
+            failed = asyncio.get_event_loop().create_future()
+            failed.set_exception(LaunchError(
+                f"The launch of {repo} was interrupted because the hub restarted while it was being "
+                "prepared (its build was stopped). Launch it again: the build starts over and reuses "
+                "what was already built.", status=503))
+            self._spawn_future = failed
+            self.launch_state = None
+
+    def clear_state(self):
+        super().clear_state()
+        self.launch_state = None
+
+    def _save_launch_state(self, launch_state):
+        """Persist now (JupyterHub only saves state once start() returns), so a hub that dies
+        during a build finds out after its restart."""
+        self.launch_state = launch_state
+        orm_spawner = getattr(self, "orm_spawner", None)
+        if orm_spawner is None:
+            return
+        from sqlalchemy import inspect as sa_inspect
+
+        session = sa_inspect(orm_spawner).session
+        if session is not None:
+            orm_spawner.state = self.get_state()
+            session.commit()
+
+    def _record_launch(self, image):
+        try:
+            LaunchLog(self.lifecycle.lifecycle_dir).record(image)
+        except Exception:  # noqa: BLE001 - the cache's bookkeeping must not fail a launch
+            self.log.exception("Could not record the launch of %s", image)
+
+    async def _run_build(self, builder, launch, emit):
+        """One build: marked with this hub's id and pid (so a restarted hub can tell it is
+        orphaned), in its own scratch directory, counted in the metrics."""
+        self._built_here = True
+        lifecycle = self.lifecycle
+        root = build_tmp_root(lifecycle.lifecycle_dir)
+        os.makedirs(root, exist_ok=True)
+        scratch = tempfile.mkdtemp(prefix="build-", dir=root)
+        env = {ENV_HUB_ID: lifecycle.hub_id, ENV_HUB_PID: str(os.getpid()), ENV_BUILD_TMP: scratch,
+               "TMPDIR": scratch}
+        labels = {**launch.labels, LABEL_HUB: lifecycle.hub_id}
+        metrics.BUILDS_STARTED.inc()
+        metrics.BUILDS_RUNNING.inc()
+        started, status = time.monotonic(), "failure"
+        try:
+            await builder.build(BuildRequest(launch.image, launch.resolved, labels, env), emit)
+            status = "success"
+        finally:
+            metrics.BUILDS_RUNNING.dec()
+            metrics.BUILD_DURATION.labels(status=status).observe(time.monotonic() - started)
+            if status != "success":
+                metrics.BUILDS_FAILED.inc()
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def get_args(self):
+        return [*super().get_args(), *culling.server_args(
+            self.kernel_cull_timeout, self.kernel_cull_interval, self.shutdown_no_activity_timeout)]
+
+    async def stop(self, now=False):
+        orm_spawner = getattr(self, "orm_spawner", None)
+        if orm_spawner is not None:
+            culler = culling.IdleCuller(config=self.config)
+            reason = culling.stop_reason(culling.utcnow(), orm_spawner.last_activity, orm_spawner.started,
+                                         culler.timeout, culler.max_age)
+            metrics.SERVER_STOPS.labels(reason=reason).inc()
+        return await super().stop(now=now)
 
     def get_env(self):
         env = super().get_env()
         if self.launch:
-            env["BINDER_REPO_URL"] = self.launch.resolved.source.spec
+            env["BINDER_REPO_URL"] = self.launch.resolved.source.repo_url or self.launch.resolved.source.fetch_url
             env["BINDER_REF"] = self.launch.resolved.version
         return env
+
+
+def _bind_gauges(lifecycle_dir):
+    """Gauges read on scrape: the queue from this process, the cache from the cleanup's summary."""
+    def queue_length():
+        queue = BinderSpawnerMixin._build_queue
+        return queue.queue_length if queue else 0
+
+    def cache(key):
+        try:
+            with open(os.path.join(lifecycle_dir, CACHE_SUMMARY)) as f:
+                return float(json.load(f)[key])
+        except (OSError, ValueError, KeyError):
+            return float("nan")
+
+    metrics.BUILD_QUEUE_LENGTH.set_function(queue_length)
+    metrics.CACHE_IMAGES.set_function(lambda: cache("images"))
+    metrics.CACHE_BYTES.set_function(lambda: cache("bytes"))
 
 
 async def _evaluated(spawner, value):
@@ -233,13 +409,27 @@ class DockerBinderSpawner(BinderSpawnerMixin, DockerSpawner):
     def _default_remove(self):
         return True  # a Binder server is disposable: nothing is kept after it stops
 
+    async def start(self):
+        started = await super().start()
+        isolation.limit_cpu_when_up(self, started)  # with ResourcePolicy.startup_cpu_grace only
+        return started
+
+    async def poll(self):
+        status = await super().poll()
+        if status is None:
+            await isolation.ensure_cpu_limit(self)
+        return status
+
     async def create_object(self):
         # Add the launch's labels and limits to what the admin configured, for this container only.
+        await isolation.check_writable_layer(self, self.resources)
+        await isolation.ensure_egress(self)  # fails closed: no rules, no container
         configured_create, configured_host = self.extra_create_kwargs, self.extra_host_config
         create = await _evaluated(self, configured_create)
         host = await _evaluated(self, configured_host)
         create.setdefault("labels", {}).update(self.launch.labels if self.launch else {})
-        for key, value in docker_host_config(self.resources).items():
+        create["labels"][LABEL_HUB] = self.lifecycle.hub_id  # cleanup finds this hub's containers by it
+        for key, value in isolation.docker_limits(self, create["labels"]).items():
             host.setdefault(key, value)
         self.extra_create_kwargs, self.extra_host_config = create, host
         try:

@@ -15,7 +15,8 @@ MAX_REPO_LENGTH = 1024
 MAX_REF_LENGTH = 255
 MAX_URLPATH_LENGTH = 1024
 
-KNOWN_OPTIONS = ("repo", "ref", "urlpath")
+# "size" picks one of the admin's sizes; policy.py validates it (ResourcePolicy.sizes).
+KNOWN_OPTIONS = ("repo", "ref", "urlpath", "size")
 
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
 # A safe subset of git's ref grammar (git-check-ref-format): no leading '-', no '..', no '@{',
@@ -31,6 +32,7 @@ class LaunchRequest:
     repo: str
     ref: Optional[str] = None
     urlpath: str = ""
+    size: Optional[str] = None  # a name from ResourcePolicy.sizes (checked there)
 
 
 def _text(options, key, max_length):
@@ -115,4 +117,8 @@ def parse_launch_options(options):
         raise LaunchError("The repository contains spaces or control characters.", field="repo")
     ref = validate_ref(_text(options, "ref", MAX_REF_LENGTH))
     urlpath = normalize_urlpath(_text(options, "urlpath", MAX_URLPATH_LENGTH))
-    return LaunchRequest(repo=repo, ref=ref, urlpath=urlpath)
+    size = _text(options, "size", 64)
+    if size is not None and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", size):
+        raise LaunchError(f"The size {size!r} is not valid: give one of the sizes this hub offers.",
+                          field="size")
+    return LaunchRequest(repo=repo, ref=ref, urlpath=urlpath, size=size)

@@ -11,6 +11,17 @@ from binderspawner.dockerhost import ensure_network
 # through the REST API, or the form at /hub/spawn.
 c.JupyterHub.spawner_class = "binder-docker"
 
+# --- Launch links, badges, the build API and build logs -------------------------------------------
+# /hub/v2/<provider>/<spec> launch links (each repository gets its own named server), the badge at
+# /hub/badge_logo.svg, BinderHub's build API at /hub/build/<provider>/<spec>, full build logs at
+# /hub/binder/logs/<image>, and build phases on the progress page. (JupyterHub logs that
+# extra_handlers is deprecated; it still works and keeps these inside the hub's login and scopes.)
+from binderspawner.handlers import TEMPLATE_PATH, binder_handlers  # noqa: E402
+
+c.JupyterHub.extra_handlers = binder_handlers()
+c.JupyterHub.template_paths = [TEMPLATE_PATH]
+c.JupyterHub.allow_named_servers = True
+
 # --- Networking -------------------------------------------------------------------------------
 # The public proxy: where users connect.
 c.JupyterHub.ip = os.environ.get("BINDERSPAWNER_IP", "127.0.0.1")  # (env)
@@ -56,6 +67,23 @@ c.DockerSpawner.cpu_limit = 1.0  # CPUs
 c.DockerSpawner.mem_limit = "1G"  # swap is capped at this too, so it is a hard limit
 c.BinderSpawnerMixin.pids_limit = 1024  # processes and threads; stops fork bombs
 c.Spawner.start_timeout = 1800  # a first launch includes the build
+# Sizes users may pick with the 'size' option, and the most they may pick (0: no cap); groups can
+# get more with c.ResourcePolicy.group_config, launch specs with c.SpecControl.spec_config.
+c.ResourcePolicy.sizes = {}  # e.g. {"small": {"cpu_limit": 0.5, "mem_limit": "512M"}}
+c.ResourcePolicy.max_cpu_limit = 1
+c.ResourcePolicy.max_mem_limit = "1G"
+# Servers of one repository (mybinder.org: 100) and on the whole hub (0: no limit) at once.
+c.Quotas.per_repo_quota = 100
+c.Quotas.total_quota = 0
+
+# --- Network egress from user servers --------------------------------------------------------------
+# iptables rules on the user network (the hub runs as root on the Docker host): DNS, http(s) and
+# git to public addresses; nothing to private/link-local/metadata addresses or to this host except
+# the hub API. If they cannot be installed, no server starts. Add rules first in the list:
+# c.EgressPolicy.extra_rules = [{"name": "lab-db", "action": "allow", "to": "10.1.2.3/32",
+#                                "protocol": "tcp", "ports": [5432]}]
+c.EgressPolicy.enabled = True
+c.EgressPolicy.remove_rules = []  # e.g. ["web", "git"]: no internet at all
 
 # --- Where the hub keeps its state ----------------------------------------------------------------
 state = os.environ.get("BINDERSPAWNER_STATE_DIR", "/var/lib/binderspawner")  # (env)
@@ -63,3 +91,20 @@ os.makedirs(state, exist_ok=True)
 c.JupyterHub.db_url = f"sqlite:///{state}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = f"{state}/jupyterhub_cookie_secret"
 c.ConfigurableHTTPProxy.pid_file = f"{state}/jupyterhub-proxy.pid"
+
+# --- Lifecycle: idle culling, cleanup, image cache (binderspawner.culling / .cleanup) -------------
+# Hub side: jupyterhub-idle-culler as a managed service with the least scopes it needs.
+c.IdleCuller.timeout = 600  # seconds idle before a server is stopped
+c.IdleCuller.interval = 60  # seconds between checks
+c.IdleCuller.max_age = 6 * 3600  # stopped even if active (mybinder.org: 6 h); 0 for no limit
+# Server side (works while the hub is down): idle kernels and then idle servers end themselves.
+c.BinderSpawnerMixin.kernel_cull_timeout = 600
+c.BinderSpawnerMixin.shutdown_no_activity_timeout = 900
+# Cleanup service: orphaned builds and containers, build scratch, and the image cache's budget.
+c.HubCleanup.lifecycle_dir = f"{state}/lifecycle"
+c.HubCleanup.image_cache_budget = os.environ.get("BINDERSPAWNER_IMAGE_CACHE", "50G")  # (env)
+c.HubCleanup.interval = 300  # seconds between passes; one runs at hub start
+from binderspawner import cleanup, culling  # noqa: E402
+
+culling.configure(c)
+cleanup.configure(c)

@@ -17,8 +17,14 @@ log() { echo "provision: $*" >&2; }
 need_apt=()
 command -v git >/dev/null || need_apt+=(git)
 command -v iptables >/dev/null || need_apt+=(iptables)
+command -v ip >/dev/null || need_apt+=(iproute2)  # egress tests: network namespaces, veths
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
+# A container registry and htpasswd for the registry tests (started by the tests on 127.0.0.1;
+# the package's own service is not used).
+command -v docker-registry >/dev/null || need_apt+=(docker-registry)
+command -v htpasswd >/dev/null || need_apt+=(apache2-utils)
 command -v node >/dev/null || need_apt+=(nodejs npm)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)  # the browser tests (Playwright drives it)
 docker info >/dev/null 2>&1 || command -v dockerd >/dev/null || need_apt+=(docker.io)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"

@@ -29,6 +29,24 @@ def docker_client():
 
 
 @pytest.fixture(scope="session")
+async def kube_api(tmp_path_factory):
+    """The stand-in Kubernetes API (tests/support/kubeapi.py) on 127.0.0.1, with KUBECONFIG
+    pointing at it for the session (kubespawner loads the client configuration once per process)."""
+    import kubernetes_asyncio.config.kube_config as kube_config
+
+    from tests.support.kubeapi import FakeKubeAPI
+
+    api = await FakeKubeAPI().start()
+    path = api.kubeconfig(str(tmp_path_factory.mktemp("kube") / "config"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KUBECONFIG", path)
+        patch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", path)  # read at import time
+        patch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+        yield api
+    await api.stop()
+
+
+@pytest.fixture(scope="session")
 def git_server(tmp_path_factory):
     server = GitServer(str(tmp_path_factory.mktemp("git"))).start()
     for name in os.listdir(EXAMPLES):

@@ -236,7 +236,8 @@ def test_allowed_hosts_never_admit_another_host(pattern):
 def test_provider_parse_gives_source_with_slug():
     source = GitProvider().parse("HTTPS://Git.Example.org:8443/Org/Repo.git")
     assert source.provider == "git"
-    assert source.fetch_url == source.spec == "https://git.example.org:8443/Org/Repo.git"
+    assert source.fetch_url == source.repo_url == "https://git.example.org:8443/Org/Repo.git"
+    assert source.spec == "git/https%3A%2F%2Fgit.example.org%3A8443%2FOrg%2FRepo.git"  # BinderHub's form
     assert source.slug == "git.example.org:8443/Org/Repo"
 
 

@@ -121,7 +121,7 @@ def test_environment_carries_the_settings(tmp_path):
         "base_image": "my-base:1",
         "server_requirements": ["jupyterlab==4.2.0"],
         "extra_ca_bundle": str(bundle),
-        "content_providers": ["Git", "Zenodo"],
+        "content_providers": ["Git"],  # only the one this (git) source needs
     }
 
 

@@ -2,6 +2,7 @@
 network changed through its environment variables), log in through the login page, launch an
 example through the spawn form, and reach the server, all as a browser would (cookies, redirects)."""
 
+import html
 import os
 import subprocess
 import sys
@@ -68,17 +69,21 @@ def test_launch_through_login_and_spawn_form(config_hub, git_server):
 
     # a bad URL is refused with the reason, and nothing starts
     r = s.post(config_hub + "/hub/spawn", data={"repo": "file:///etc", "_xsrf": token}, timeout=60)
-    assert "scheme &#39;file&#39; is not allowed" in r.text or "scheme 'file' is not allowed" in r.text
+    assert "scheme 'file' is not allowed" in html.unescape(r.text)
 
     r = s.post(config_hub + "/hub/spawn", timeout=60, data={
         "repo": git_server.url("requirements"), "ref": "main", "urlpath": "lab", "_xsrf": token})
     assert r.status_code == 200, r.text[-2000:]
     deadline = time.monotonic() + 900
-    while time.monotonic() < deadline:
-        status = s.get(config_hub + "/user/erin/api/status", timeout=30)
-        if status.status_code == 200 and status.headers["content-type"].startswith("application/json"):
+    while time.monotonic() < deadline:  # as a browser would: the lab page, via spawn-pending
+        page = s.get(config_hub + "/user/erin/lab", timeout=30)
+        if page.status_code == 200 and page.url.startswith(config_hub + "/user/erin/lab"):
             break
         time.sleep(1)
     else:
-        pytest.fail(f"server did not come up: {status.status_code} {status.text[-500:]}")
+        pytest.fail(f"server did not come up: {page.status_code} {page.url} {page.text[-500:]}")
+    # cookie-authenticated API calls to the server need its xsrf token, as JupyterLab sends it
+    status = s.get(config_hub + "/user/erin/api/status", timeout=30,
+                   headers={"X-XSRFToken": s.cookies.get("_xsrf", path="/user/erin/")})
+    assert status.status_code == 200, status.text
     assert "kernels" in status.json()

@@ -73,10 +73,26 @@ class Repo2DockerBuilder(Builder):
 
     content_providers = List(
         Unicode(),
-        ["Git"],
         help="""repo2docker content providers (class names in repo2docker.contentproviders)
-        builds may use. Keep it to the sources this hub launches from.""",
+        builds may use. Defaults to those the spawner's provider_classes need (Git, Zenodo,
+        Figshare, ...); ["Git"] without a spawner. Each build uses only the one its source needs,
+        so git builds never run the data providers' online lookups.""",
     ).tag(config=True)
+
+    @default("content_providers")
+    def _default_content_providers(self):
+        needed = ["Git"]
+        for cls in getattr(self.parent, "provider_classes", ()):
+            needed += [name for name in getattr(cls, "content_providers", ()) if name not in needed]
+        return needed
+
+    def content_providers_for(self, source):
+        """The content provider list for one build (pure): the one ``source`` is fetched with."""
+        if source.content_provider not in self.content_providers:
+            raise BuildFailed(f"This hub cannot build {source.display_name}: repo2docker's "
+                              f"'{source.content_provider}' content provider is not in "
+                              "Repo2DockerBuilder.content_providers. Ask the hub admin to add it.")
+        return [source.content_provider]
 
     build_timeout = Float(
         1800,
@@ -176,18 +192,20 @@ class Repo2DockerBuilder(Builder):
             raise BuildFailed(f"Built {image}, but pushing it to {name.registry} failed: "
                               f"{errors[-1]}.{hint}")
 
-    def r2d_settings(self):
-        """What repo2docker_config.py reads (as JSON in BINDERSPAWNER_R2D_SETTINGS)."""
+    def r2d_settings(self, request=None):
+        """What repo2docker_config.py reads (as JSON in BINDERSPAWNER_R2D_SETTINGS); for a
+        ``request``, only the content provider its source needs."""
         return {
             "buildpacks": self.buildpacks,
             "base_image": self.base_image,
             "server_requirements": self.server_requirements,
             "extra_ca_bundle": self.extra_ca_bundle,
-            "content_providers": self.content_providers,
+            "content_providers": (self.content_providers_for(request.resolved.source) if request
+                                  else list(self.content_providers)),
         }
 
     def environment(self, request):
-        settings = self.r2d_settings()
+        settings = self.r2d_settings(request)
         # The clone (and its submodules) may use only the transports users may launch from.
         env = git_environment(GitProvider(config=self.config).allowed_schemes)
         env["BINDERSPAWNER_R2D_SETTINGS"] = json.dumps(settings)

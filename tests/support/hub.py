@@ -17,7 +17,9 @@ import uuid
 import docker
 import requests
 
-from .net import free_port, wait_for_port
+from binderspawner import firewall
+
+from .net import free_port
 
 CONFIG = """
 import json
@@ -123,7 +125,10 @@ class Hub:
         for container in self.containers():
             container.remove(force=True)
         try:
-            self.docker.networks.get(self.network).remove()
+            network = self.docker.networks.get(self.network)
+            # egress chains a killed hub left behind (a clean exit removes them itself)
+            firewall.remove_chains_of(network.id[:12])
+            network.remove()
         except docker.errors.NotFound:
             pass
 

@@ -126,8 +126,8 @@ class FakeKubeAPI:
         self._record(request)
         if self.create_error:
             code, reason = self.create_error
-            return status_error(code, reason, f'pods is forbidden: User "system:serviceaccount:binder:hub" '
-                                              f'cannot create resource "pods"')
+            return status_error(code, reason, 'pods is forbidden: User "system:serviceaccount:binder:hub" '
+                                              'cannot create resource "pods"')
         manifest = await request.json()
         name = manifest["metadata"]["name"]
         if name in self.pods:
