@@ -4,6 +4,7 @@ Nothing here is mocked. If the engine is not running the Docker tests fail (they
 run scripts/provision.sh first, as scripts/test.sh does.
 """
 
+import contextlib
 import os
 import shutil
 
@@ -58,15 +59,20 @@ def git_server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def hub(docker_client, git_server, tmp_path_factory):
-    hub = Hub(str(tmp_path_factory.mktemp("hub")))
-    try:
-        hub.start()
+    with serving(Hub(str(tmp_path_factory.mktemp("hub"))), docker_client, "jupyterhub.log") as hub:
         yield hub
+
+
+@contextlib.contextmanager
+def serving(hub, docker_client, log_name=None):
+    """Run ``hub``; afterwards keep its log as a test artifact and remove what it created."""
+    try:
+        yield hub.start()
     finally:
         hub.stop()
-        os.makedirs(ARTIFACTS, exist_ok=True)
-        if os.path.exists(hub.log_path):
-            shutil.copy(hub.log_path, os.path.join(ARTIFACTS, "jupyterhub.log"))
+        if log_name and os.path.exists(hub.log_path):
+            os.makedirs(ARTIFACTS, exist_ok=True)
+            shutil.copy(hub.log_path, os.path.join(ARTIFACTS, log_name))
         hub.cleanup()
         _remove_test_images(docker_client, hub.image_prefix)
 

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from binderspawner.buildapi import PHASES
-from tests.conftest import ARTIFACTS, EXAMPLES, _remove_test_images
+from tests.conftest import ARTIFACTS, EXAMPLES, serving
 from tests.support.hub import Hub
 
 EXTRA = """
@@ -48,17 +48,8 @@ def repos(git_server):
 def bhub(docker_client, git_server, tmp_path_factory):
     hub = Hub(str(tmp_path_factory.mktemp("i7hub")), extra_config=EXTRA, run_id="i7" + uuid.uuid4().hex[:6])
     hub.image_prefix = "bstest-i7-"
-    try:
-        hub.start()
+    with serving(hub, docker_client, "jupyterhub-i7.log"):
         yield hub
-    finally:
-        hub.stop()
-        os.makedirs(ARTIFACTS, exist_ok=True)
-        if os.path.exists(hub.log_path):
-            with open(hub.log_path, "rb") as src, open(os.path.join(ARTIFACTS, "jupyterhub-i7.log"), "wb") as dst:
-                dst.write(src.read())
-        hub.cleanup()
-        _remove_test_images(docker_client, hub.image_prefix)
 
 
 def base(hub):

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.conftest import EXAMPLES, _remove_test_images
+from tests.conftest import EXAMPLES, serving
 from tests.support.apifixtures import ApiFixtures
 from tests.support.hub import Hub
 
@@ -36,13 +36,8 @@ def gh_hub(docker_client, git_server, api, tmp_path_factory):
     ])
     hub = Hub(str(tmp_path_factory.mktemp("ghhub")), extra_config=extra)
     hub.image_prefix = "bstest-gh-"
-    try:
-        hub.start()
+    with serving(hub, docker_client):
         yield hub, sha
-    finally:
-        hub.stop()
-        hub.cleanup()
-        _remove_test_images(docker_client, hub.image_prefix)
 
 
 def test_launch_from_a_gh_spec(gh_hub, api):

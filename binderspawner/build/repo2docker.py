@@ -234,11 +234,7 @@ class Repo2DockerBuilder(Builder):
 
         async def relay():
             async for raw in proc.stdout:
-                phase, message = parse_log_line(raw)
-                for line in message.splitlines():
-                    if line.strip():
-                        tail.append(line)
-                        emit(phase, line, step_fraction(line))
+                relay_log_line(raw, tail, emit)
             return await proc.wait()
 
         try:
@@ -259,6 +255,15 @@ class Repo2DockerBuilder(Builder):
         last = "\n".join(tail) or "(no output)"
         raise BuildFailed(f"Building {source.display_name} at {request.resolved.version[:12]} "
                           f"{reason}. Last lines of the build log:\n{last}")
+
+
+def relay_log_line(raw, tail, emit):
+    """Pass one raw line of repo2docker output to ``emit``, line by line, keeping ``tail``."""
+    phase, message = parse_log_line(raw)
+    for line in message.splitlines():
+        if line.strip():
+            tail.append(line)
+            emit(phase, line, step_fraction(line))
 
 
 def parse_log_line(raw):

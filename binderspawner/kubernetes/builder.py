@@ -22,7 +22,7 @@ from traitlets import Bool, Dict, Float, List, Unicode, default, validate
 from ..errors import BuildFailed, LaunchError
 from ..providers.git import GitProvider
 from ..registry import DOCKER_HUB, RegistryClient, parse_image
-from ..build.repo2docker import LOG_TAIL, Repo2DockerBuilder, parse_log_line, step_fraction
+from ..build.repo2docker import LOG_TAIL, Repo2DockerBuilder, relay_log_line
 from . import objects
 
 
@@ -290,11 +290,7 @@ class KubernetesBuilder(Repo2DockerBuilder):
                 raise BuildFailed(f"Could not read the log of build pod {name}: HTTP "
                                   f"{response.status} {body}")
             async for raw in response.content:
-                phase, message = parse_log_line(raw)
-                for line in message.splitlines():
-                    if line.strip():
-                        tail.append(line)
-                        emit(phase, line, step_fraction(line))
+                relay_log_line(raw, tail, emit)
         finally:
             response.release()
 

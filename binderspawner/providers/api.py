@@ -232,6 +232,23 @@ class ApiProvider(RepoProvider):
         return resolved.version, resolved.resolved_from
 
 
+class GitHostProvider(ApiProvider):
+    """An API in front of Git repositories (GitHub, GitLab): builds clone from clone_base_url."""
+
+    clone_base_url = Unicode(
+        help="""Base of the Git URLs builds clone (followed by the repository's path). Defaults to
+        html_base_url; set it for a mirror, or for a server whose Git URLs use another host name.""",
+    ).tag(config=True)
+
+    @default("clone_base_url")
+    def _default_clone(self):
+        return self.html_base_url
+
+    @validate("clone_base_url")
+    def _valid_clone(self, proposal):
+        return clone_base(proposal.value, f"{type(self).__name__}.clone_base_url")
+
+
 def clone_base(value, name):
     """An admin-set base of clone URLs: https, http or git://, a host, no query or credentials."""
     parts = urlsplit(value)

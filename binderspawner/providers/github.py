@@ -13,10 +13,10 @@ Tests run against a local fixture server that follows GitHub's documented respon
 import re
 from urllib.parse import quote
 
-from traitlets import Unicode, default, validate
+from traitlets import default
 
 from ..errors import LaunchError
-from .api import ApiProvider, Unreachable, clone_base
+from .api import GitHostProvider, Unreachable
 from .base import RepoSource, ResolvedRepo
 from .git import FULL_SHA
 from .specparse import OWNER, REPO, after_prefix, invalid, path_on, ref_or_none
@@ -24,7 +24,7 @@ from .specparse import OWNER, REPO, after_prefix, invalid, path_on, ref_or_none
 HINT = "Use gh/<owner>/<repo>[/<ref>] or https://github.com/<owner>/<repo>[/tree/<ref>]."
 
 
-class GitHubProvider(ApiProvider):
+class GitHubProvider(GitHostProvider):
     """Repositories on GitHub or a GitHub Enterprise server."""
 
     name = "github"
@@ -42,19 +42,6 @@ class GitHubProvider(ApiProvider):
         if api == "https://api.github.com":
             return "https://github.com"
         return api[: -len("/api/v3")] if api.endswith("/api/v3") else api
-
-    clone_base_url = Unicode(
-        help="""Base of the Git URLs builds clone ('<clone_base_url>/<owner>/<repo>'). Defaults to
-        html_base_url; set it for a mirror or for GitHub Enterprise behind another host name.""",
-    ).tag(config=True)
-
-    @default("clone_base_url")
-    def _default_clone(self):
-        return self.html_base_url
-
-    @validate("clone_base_url")
-    def _valid_clone(self, proposal):
-        return clone_base(proposal.value, f"{type(self).__name__}.clone_base_url")
 
     # parsing (pure) --------------------------------------------------------------------------------
 

@@ -15,10 +15,10 @@ import json
 import re
 from urllib.parse import quote, unquote
 
-from traitlets import Unicode, default, validate
+from traitlets import default
 
 from ..errors import LaunchError
-from .api import ApiProvider, Unreachable, clone_base
+from .api import GitHostProvider, Unreachable
 from .base import RepoSource, ResolvedRepo
 from .git import FULL_SHA
 from .specparse import after_prefix, invalid, path_on, ref_or_none
@@ -28,7 +28,7 @@ HINT = ("Use gl/<url-escaped group/project>[/<ref>] (e.g. gl/group%2Fproject/mai
 COMPONENT = re.compile(r"^(?!\.\.?$)[A-Za-z0-9_.][A-Za-z0-9_.-]{0,254}$")
 
 
-class GitLabProvider(ApiProvider):
+class GitLabProvider(GitHostProvider):
     """Projects on gitlab.com or on the self-hosted GitLab at html_base_url."""
 
     name = "gitlab"
@@ -42,19 +42,6 @@ class GitLabProvider(ApiProvider):
     @default("api_base_url")
     def _default_api(self):
         return f"{self.html_base_url}/api/v4"
-
-    clone_base_url = Unicode(
-        help="Base of the Git URLs builds clone ('<clone_base_url>/<namespace>/<project>.git'); "
-             "defaults to html_base_url.",
-    ).tag(config=True)
-
-    @default("clone_base_url")
-    def _default_clone(self):
-        return self.html_base_url
-
-    @validate("clone_base_url")
-    def _valid_clone(self, proposal):
-        return clone_base(proposal.value, f"{type(self).__name__}.clone_base_url")
 
     def parse(self, repo):
         rest = after_prefix(repo, self.prefix)
