@@ -216,9 +216,9 @@ class BinderSpawnerMixin(LoggingConfigurable):
         providers = [cls(parent=self) for cls in self.provider_classes]
         provider, source = detect(request.repo, providers)
         # Banned/allowed specs and per-spec settings (speccontrol.py); a ref in the spec counts.
-        ref, self.launch_spec, self.spec_settings = SpecControl(parent=self).check(source, request.ref)
+        ref, _, spec_settings = SpecControl(parent=self).check(source, request.ref)
         if options is None:  # a server launch (not the build API): its limits and quotas
-            isolation.apply_launch_policy(self, source, self.spec_settings)
+            isolation.apply_launch_policy(self, source, spec_settings)
         what = f"ref {ref!r}" if ref else "the default branch"
         _report(f"Resolving {what} of {source.display_name}", 5)
         resolved = await provider.resolve(source, ref)
