@@ -11,6 +11,7 @@ import shutil
 import docker
 import pytest
 
+from tests.support.apifixtures import ApiFixtures
 from tests.support.gitserver import GitServer
 from tests.support.hub import Hub
 
@@ -45,6 +46,14 @@ async def kube_api(tmp_path_factory):
         patch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
         yield api
     await api.stop()
+
+
+@pytest.fixture(scope="module")
+def api():
+    """The local stand-in for GitHub, GitLab, Zenodo & co. (tests/support/apifixtures.py)."""
+    server = ApiFixtures().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

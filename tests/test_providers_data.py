@@ -16,17 +16,10 @@ from binderspawner.providers import (CKANProvider, DataverseProvider, FigsharePr
                                      HydroshareProvider, ZenodoProvider, detect)
 from binderspawner.providers.doi import doi_of
 from binderspawner.spawner import BinderSpawnerMixin
-from tests.support.apifixtures import ApiFixtures, fresh_provider_caches
+from tests.support.apifixtures import fresh_provider_caches
 
 RESOURCE = "b8f6eae9d89241cf8b5904033460af61"
 LOCAL = ["127.0.0.1"]
-
-
-@pytest.fixture(scope="module")
-def api():
-    server = ApiFixtures().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(autouse=True)

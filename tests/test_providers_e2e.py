@@ -10,17 +10,9 @@ import re
 import pytest
 
 from tests.conftest import EXAMPLES, serving
-from tests.support.apifixtures import ApiFixtures
 from tests.support.hub import Hub
 
 ORG = "e2elab"
-
-
-@pytest.fixture(scope="module")
-def api():
-    server = ApiFixtures().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -15,19 +15,12 @@ from binderspawner.errors import LaunchError
 from binderspawner.providers import GistProvider, GitHubProvider, TokenCredentials
 from binderspawner.providers.api import stats
 from binderspawner.speccontrol import effective_ref
-from tests.support.apifixtures import ApiFixtures, fresh_provider_caches
+from tests.support.apifixtures import fresh_provider_caches
 from tests.support.net import free_port
 
 SHA = "a" * 40
 DEV = "b" * 40
 TAG = "c" * 40
-
-
-@pytest.fixture(scope="module")
-def api():
-    server = ApiFixtures().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -13,17 +13,10 @@ import pytest
 from binderspawner.errors import LaunchError
 from binderspawner.providers import GitLabProvider
 from binderspawner.speccontrol import effective_ref
-from tests.support.apifixtures import ApiFixtures, fresh_provider_caches
+from tests.support.apifixtures import fresh_provider_caches
 
 SHA = "1" * 40
 DEV = "2" * 40
-
-
-@pytest.fixture(scope="module")
-def api():
-    server = ApiFixtures().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(autouse=True)
