@@ -283,8 +283,10 @@ def test_image_gc_least_recently_launched_first(docker_client, tmp_path):
         for tag in tags:
             _small_image(docker_client, tag, hub_id, 8)
         launches = LaunchLog(lifecycle)
+        now = time.time()  # launches after the builds, so they (not creation times) set the order
         for at, tag in enumerate(tags):  # 0 is the least recently launched
-            launches.record(tag, at=1000 + at)
+            launches.record(tag, at=now + at * 0.01)
+        time.sleep(0.1)
         container = docker_client.containers.create(tags[0], ["true"], name=f"bstest-lcgc-{run}")
         base_id = docker_client.images.get("binderspawner-base:bookworm").id
         subprocess.run([sys.executable, "-m", "binderspawner.cleanup", "--once", "--hub-id", hub_id,
