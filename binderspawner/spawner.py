@@ -206,6 +206,18 @@ class BinderSpawnerMixin(LoggingConfigurable):
 
     # launch -------------------------------------------------------------------------------------
 
+    # The launching member's TokenCredentials, set before each launch by binderspawner.auth from
+    # their auth_state. Held in memory only: never saved with the server's state, never logged.
+    member_credentials = None
+
+    def credentials_for(self, provider, source):
+        """The member's token if every place resolving and building ``source`` sends it is one of
+        the hosts that issued it; else None (the launch goes anonymous or with the hub's token)."""
+        credentials = self.member_credentials
+        if credentials is not None and all(credentials.covers(url) for url in provider.credential_urls(source)):
+            return credentials
+        return None
+
     async def prepare_launch(self, options=None, report=None):
         """Resolve and find-or-build; returns the Launch. Raises LaunchError for the user.
 
@@ -221,7 +233,10 @@ class BinderSpawnerMixin(LoggingConfigurable):
             isolation.apply_launch_policy(self, source, spec_settings)
         what = f"ref {ref!r}" if ref else "the default branch"
         _report(f"Resolving {what} of {source.display_name}", 5)
-        resolved = await provider.resolve(source, ref)
+        credentials = self.credentials_for(provider, source)
+        # Every launch asks the host (with this member's rights), also for a full sha whose image
+        # exists: who may not read the repository gets the same 404 as for a missing one.
+        resolved = await provider.resolve(source, ref, credentials=credentials)
         launch = Launch(request, resolved, images.image_reference(self.image_prefix, source.slug,
                                                                    resolved.version))
         _report(f"{resolved.resolved_from} is at {resolved.version[:12]}; image {launch.image}", 10)
@@ -231,7 +246,7 @@ class BinderSpawnerMixin(LoggingConfigurable):
         build = self.build_queue(self.max_concurrent_builds).ensure(
             launch.image,
             exists=lambda: builder.image_exists(launch.image),
-            build=lambda emit: self._run_build(builder, launch, emit),
+            build=lambda emit: self._run_build(builder, launch, emit, credentials),
         )
         buildlogs.STORE.record(launch.image, self.user.name, build)
         async for event in build.follow():
@@ -332,7 +347,7 @@ class BinderSpawnerMixin(LoggingConfigurable):
         except Exception:  # noqa: BLE001 - the cache's bookkeeping must not fail a launch
             self.log.exception("Could not record the launch of %s", image)
 
-    async def _run_build(self, builder, launch, emit):
+    async def _run_build(self, builder, launch, emit, credentials=None):
         """One build: marked with this hub's id and pid (so a restarted hub can tell it is
         orphaned), in its own scratch directory, counted in the metrics."""
         self._built_here = True
@@ -347,7 +362,7 @@ class BinderSpawnerMixin(LoggingConfigurable):
         metrics.BUILDS_RUNNING.inc()
         started, status = time.monotonic(), "failure"
         try:
-            await builder.build(BuildRequest(launch.image, launch.resolved, labels, env), emit)
+            await builder.build(BuildRequest(launch.image, launch.resolved, labels, env, credentials), emit)
             status = "success"
         finally:
             metrics.BUILDS_RUNNING.dec()

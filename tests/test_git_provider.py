@@ -529,16 +529,24 @@ async def test_lightweight_tag(remote):
     assert (await resolve(remote.url, "light")).version == remote.c1
 
 
-async def test_full_sha_needs_no_network(remote):
+async def test_full_sha_is_an_access_check(remote):
+    """A full sha is not looked up among the refs, but the host is asked whether the repository
+    exists and may be read, so nobody launches an image of a repository they cannot read."""
+    resolved = await resolve(remote.url, remote.c2.upper())
+    assert (resolved.version, resolved.resolved_from) == (remote.c2, f"commit {remote.c2.upper()[:12]}")
+    gone = remote.url.rsplit("/", 1)[0] + "/no-such-repo.git"
+    error = await resolve_error(gone, remote.c2)
+    assert error.field == "repo" and "was not found, or you do not have access" in str(error)
+
+
+async def test_full_sha_trusted_without_network_when_access_checks_are_off(remote):
     url = f"git://127.0.0.1:{closed_port()}/{remote.name}.git"
-    start = time.monotonic()
-    resolved = await resolve(url, remote.c2.upper())
+    resolved = await resolve(url, remote.c2.upper(), check_access_for_commits=False)
     assert resolved.version == remote.c2
     assert "commit" in resolved.resolved_from
-    assert time.monotonic() - start < 1
-    # and the same URL with a branch does go to the network, and fails
-    error = await resolve_error(url, "main")
-    assert error.field == "repo"
+    # the default asks the host, and so does a branch: both fail on the closed port
+    assert (await resolve_error(url, remote.c2)).field == "repo"
+    assert (await resolve_error(url, "main", check_access_for_commits=False)).field == "repo"
 
 
 async def test_short_sha_of_a_branch_tip(remote):

@@ -122,8 +122,22 @@ async def test_default_branch_tag_and_short_sha(api):
     assert (await resolve(p, "gh/org/repo", "bbbbbbb")).version == DEV
 
 
-async def test_full_sha_needs_no_call(api):
-    resolved = await resolve(github(api), "gh/org/repo", "F" * 40)
+async def test_full_sha_is_checked_once_then_revalidated(api):
+    """A full sha asks the API (the access check at every launch); later launches revalidate it
+    with the ETag, which GitHub does not count against the rate limit."""
+    p = github(api, resolved_ref_ttl=0)
+    for _ in range(2):
+        resolved = await resolve(p, "gh/org/repo", SHA.upper())
+        assert (resolved.version, resolved.resolved_from) == (SHA, f"commit {SHA.upper()[:12]}")
+    calls = api.calls("/github")
+    assert len(calls) == 2 and "If-None-Match" not in calls[0][2] and "If-None-Match" in calls[1][2]
+    with pytest.raises(LaunchError) as info:
+        await resolve(p, "gh/org/missing", SHA)
+    assert info.value.status_code == 404 and "not found on GitHub, or you do not have access" in str(info.value)
+
+
+async def test_full_sha_needs_no_call_when_access_checks_are_off(api):
+    resolved = await resolve(github(api, check_access_for_commits=False), "gh/org/repo", "F" * 40)
     assert resolved.version == "f" * 40 and api.calls("/github") == []
 
 

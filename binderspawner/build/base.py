@@ -13,6 +13,9 @@ class BuildRequest:
     resolved: ResolvedRepo
     labels: dict = field(default_factory=dict)
     env: dict = field(default_factory=dict)  # extra environment for the build process (hub marker, TMPDIR)
+    # The launching member's TokenCredentials for a private repository's clone, or None. Only the
+    # clone sees it (git's environment); never a label, a build argument or a log line.
+    credentials: object = field(default=None, repr=False)
 
 
 class Builder(LoggingConfigurable):

@@ -213,6 +213,8 @@ class Repo2DockerBuilder(Builder):
             if name in os.environ:
                 env[name] = os.environ[name]
         env.update(request.env)
+        if request.credentials is not None:  # repo2docker's git clone runs on the host, with this
+            env.update(request.credentials.git_environment())
         return env
 
     async def build(self, request, emit):

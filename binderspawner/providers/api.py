@@ -143,6 +143,9 @@ class ApiProvider(RepoProvider):
             entry = ApiProvider._clients[key] = (loop, AsyncHTTPClient(force_instance=True, resolver=resolver))
         return entry[1]
 
+    def credential_urls(self, source):
+        return [source.fetch_url, self.api_base_url]
+
     def authorization(self, credentials):
         if credentials is not None:
             return credentials.authorization()

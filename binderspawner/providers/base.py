@@ -7,16 +7,21 @@ at that version; images are named from ``source.slug`` and the version.
 
 import asyncio
 import base64
+import fnmatch
 import hashlib
+import re
 import time
 from dataclasses import dataclass, field, replace
 from typing import Optional
+from urllib.parse import urlsplit
 
-from traitlets import Float, List, Unicode
+from traitlets import Bool, Float, List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from ..errors import LaunchError
 from . import hosts
+
+FULL_SHA = re.compile(r"^[0-9a-f]{40}$|^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -47,16 +52,38 @@ class RepoSource:
 class TokenCredentials:
     """An access token for the API and git (hub-wide or one user's); its repr hides the token.
 
+    ``hosts`` binds a member's token to the services that issued it: it is sent only to URLs whose
+    host (or host:port) matches one of them, so a launch of some other host's repository never
+    carries it there. None: no binding (a hub-wide token an admin configured for one provider).
     ``cache_key`` keeps one token's resolutions apart from another's without holding the token.
     """
 
     token: str = field(repr=False)
     username: str = "x-access-token"
     scheme: str = "Bearer"
+    hosts: Optional[tuple] = None
 
     @property
     def cache_key(self):
         return hashlib.sha256(self.token.encode()).hexdigest()[:16]
+
+    def covers(self, url):
+        """May this token be sent to ``url``? Patterns: 'host', 'host:port', '*.domain'."""
+        if self.hosts is None:
+            return True
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        try:
+            port = parts.port
+        except ValueError:
+            return False
+        for pattern in self.hosts:
+            pattern = pattern.lower()
+            if ":" in pattern and port is not None and fnmatch.fnmatchcase(f"{host}:{port}", pattern):
+                return True
+            if ":" not in pattern and fnmatch.fnmatchcase(host, pattern):
+                return True
+        return False
 
     def authorization(self):
         return f"{self.scheme} {self.token}"
@@ -135,6 +162,14 @@ class RepoProvider(LoggingConfigurable):
         source or on one provider class (c.GitLabProvider.allowed_private_hosts).""",
     ).tag(config=True)
 
+    check_access_for_commits = Bool(
+        True,
+        help="""Ask the host at every launch of a full commit sha too (one request, cached for
+        resolved_ref_ttl per user), so a user who cannot read the repository gets no server from an
+        image someone else built. False trusts a full sha without asking: only for hubs where every
+        repository users launch is public.""",
+    ).tag(config=True)
+
     # repo2docker content providers that fetch this provider's sources (for Repo2DockerBuilder).
     content_providers = ("Git",)
 
@@ -145,6 +180,14 @@ class RepoProvider(LoggingConfigurable):
         """Refuse (LaunchError) a host resolving to an internal address unless allow-listed."""
         await hosts.check_host(host, self.private_host_allow_list(),
                                setting=f"{type(self).__name__}.allowed_private_hosts")
+
+    def credential_urls(self, source):
+        """Where resolving and building ``source`` sends a user's token: all must be covered."""
+        return [source.fetch_url]
+
+    def trusts_commit(self, ref):
+        """A full commit sha that needs no lookup (no access check asked for)."""
+        return bool(ref) and not self.check_access_for_commits and bool(FULL_SHA.match(ref.lower()))
 
     def parse(self, repo):
         """Return a RepoSource if this provider handles ``repo``, None if not ours.

@@ -18,9 +18,8 @@ from traitlets import Float, List, TraitError, Unicode, validate
 
 from ..errors import LaunchError
 from ..spec import validate_ref
-from .base import RepoProvider, RepoSource, ResolvedRepo
+from .base import FULL_SHA, RepoProvider, RepoSource, ResolvedRepo
 
-FULL_SHA = re.compile(r"^[0-9a-f]{40}$|^[0-9a-f]{64}$")
 SHORT_SHA = re.compile(r"^[0-9a-fA-F]{7,63}$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
 _PATH = re.compile(r"^/[A-Za-z0-9._~%+@/-]*$")
@@ -203,7 +202,7 @@ class GitProvider(RepoProvider):
 
     async def resolve(self, source, ref, *, credentials=None):
         await self.check_host(urlsplit(source.fetch_url).hostname)
-        if ref and FULL_SHA.match(ref.lower()):
+        if self.trusts_commit(ref):
             return ResolvedRepo(source, ref, ref.lower(), f"commit {ref[:12]}")
         sha, description = await self.cached(
             (source.fetch_url, ref, credentials and credentials.cache_key),
@@ -212,6 +211,10 @@ class GitProvider(RepoProvider):
         return ResolvedRepo(source, ref, sha, description)
 
     async def _lookup(self, source, ref, credentials):
+        if ref and FULL_SHA.match(ref.lower()):
+            # Any commit can be asked for by its sha; the lookup is the access check.
+            await self._git(source, "ls-remote", "--", source.fetch_url, "HEAD", credentials=credentials)
+            return ref.lower(), f"commit {ref[:12]}"
         output = await self._git(source, "ls-remote", "--symref", "--", source.fetch_url,
                                  credentials=credentials)
         refs, head = parse_ls_remote(output)

@@ -82,7 +82,7 @@ class GitHubProvider(GitHostProvider):
         return source.spec.split("/")[1:3]
 
     async def resolve(self, source, ref, *, credentials=None):
-        if ref and FULL_SHA.match(ref.lower()):
+        if self.trusts_commit(ref):
             return ResolvedRepo(source, ref, ref.lower(), f"commit {ref[:12]}")
         sha, description = await self.cached(
             (self.api_base_url, *self.owner_and_name(source), ref, credentials and credentials.cache_key),
@@ -99,6 +99,8 @@ class GitHubProvider(GitHostProvider):
             return await self.fall_back_to_git(source, ref, credentials, e)
         sha = body.decode("utf-8", "replace").strip()
         if status == 200 and FULL_SHA.match(sha):
+            if ref and FULL_SHA.match(ref.lower()):
+                return sha, f"commit {ref[:12]}"
             return sha, (f"ref {ref}" if ref else "default branch")
         if status == 404:
             raise LaunchError(f"Repository {source.display_name} was not found on {self.service}, or "

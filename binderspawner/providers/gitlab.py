@@ -77,7 +77,7 @@ class GitLabProvider(GitHostProvider):
         return unquote(source.spec.split("/")[1])
 
     async def resolve(self, source, ref, *, credentials=None):
-        if ref and FULL_SHA.match(ref.lower()):
+        if self.trusts_commit(ref):
             return ResolvedRepo(source, ref, ref.lower(), f"commit {ref[:12]}")
         sha, description = await self.cached(
             (self.api_base_url, self.project_of(source), ref, credentials and credentials.cache_key),
