@@ -23,7 +23,8 @@ from tornado import web
 from tornado.httputil import url_concat
 from tornado.iostream import StreamClosedError
 
-from . import buildapi, buildlogs
+from . import buildapi, buildlogs, pushback
+from .auth import attach_member_credentials
 from .badge import BADGE_SVG
 from .errors import LaunchError
 from .launchlinks import parse_launch_path, server_name_for
@@ -43,6 +44,7 @@ def binder_handlers():
         (r"/badge_logo\.svg", BadgeHandler),
         (r"/badge\.svg", BadgeHandler),
         (r"/binder/logs/(.+)", BuildLogHandler),
+        (pushback.ROUTE, pushback.GitCredentialHandler),
     ]
 
 
@@ -181,6 +183,10 @@ class BuildHandler(BinderHandler):
 
     async def _build_only(self, link):
         user = self.current_user
+        # As before a spawn: a fresh token, membership re-checked, then the member's own credentials.
+        if self.authenticator.refresh_pre_spawn and await self.refresh_auth(user, force=True) is None:
+            raise LaunchError("Your login has expired: log in again.", status=403)
+        await attach_member_credentials(self.authenticator, user, user.spawner)
         reported = []
         task = asyncio.ensure_future(user.spawner.prepare_launch(
             options=link.user_options, report=lambda message, progress=None: reported.append(message)))

@@ -19,11 +19,12 @@ from dockerspawner import DockerSpawner
 from traitlets import Int, List, Type, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
-from . import buildlogs, culling, form, images, metrics
+from . import buildlogs, culling, form, images, metrics, pushback
 from .cleanup import CACHE_SUMMARY, ENV_BUILD_TMP, ENV_HUB_ID, ENV_HUB_PID, LABEL_HUB, HubCleanup, build_tmp_root
 from .imagecache import LaunchLog
 from .build import Builder, BuildQueue, BuildRequest, Repo2DockerBuilder
 from .policy import Resources
+from .pushback import PushBack
 from . import isolation
 from .providers import DEFAULT_PROVIDERS, RepoProvider, ResolvedRepo, detect
 from .speccontrol import SpecControl
@@ -290,7 +291,8 @@ class BinderSpawnerMixin(LoggingConfigurable):
     @staticmethod
     def _launch_fields(launch):
         return {"repo": launch.resolved.source.spec, "ref": launch.request.ref or "",
-                "commit": launch.resolved.version, "image": launch.image}
+                "commit": launch.resolved.version, "image": launch.image,
+                "fetch_url": launch.resolved.source.fetch_url}
 
     @property
     def lifecycle(self):
@@ -389,6 +391,8 @@ class BinderSpawnerMixin(LoggingConfigurable):
         if self.launch:
             env["BINDER_REPO_URL"] = self.launch.resolved.source.repo_url or self.launch.resolved.source.fetch_url
             env["BINDER_REF"] = self.launch.resolved.version
+            env.update(pushback.container_env(PushBack(config=self.config).enabled, self.member_credentials,
+                                              self.launch.resolved.source.fetch_url))
         return env
 
 
