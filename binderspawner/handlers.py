@@ -23,7 +23,7 @@ from tornado import web
 from tornado.httputil import url_concat
 from tornado.iostream import StreamClosedError
 
-from . import buildapi, buildlogs, pushback
+from . import buildapi, buildlogs, pushback, sharing
 from .auth import attach_member_credentials
 from .badge import BADGE_SVG
 from .errors import LaunchError
@@ -45,6 +45,7 @@ def binder_handlers():
         (r"/badge\.svg", BadgeHandler),
         (r"/binder/logs/(.+)", BuildLogHandler),
         (pushback.ROUTE, pushback.GitCredentialHandler),
+        (sharing.ROUTE, sharing.GroupShareHandler),
     ]
 
 

@@ -59,6 +59,12 @@ if ! command -v configurable-http-proxy >/dev/null; then
   npm install -g --silent configurable-http-proxy >/dev/null
 fi
 
+# The OpenID Connect provider the hub's login tests run (tests/support/oidc), from its lock file.
+if [ ! -d tests/support/oidc/node_modules ]; then
+  log "installing the test OpenID Connect provider's npm dependencies"
+  npm ci --no-audit --no-fund --silent --prefix tests/support/oidc >/dev/null
+fi
+
 log "installing binderspawner with its test extras"
 python3 -m pip install -q -e ".[test]"
 

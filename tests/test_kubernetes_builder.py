@@ -1,5 +1,6 @@
 """KubernetesBuilder's control flow: create the build pod, attach to a running one, stream its log,
-tell success from failure, clean up.
+tell success from failure, clean up; for a private repository, the member's token in a short-lived
+Secret the pod reads, never in the pod itself.
 
 No Kubernetes API server can run on this machine, so these tests run against recorded Kubernetes API
 responses (Pod, PodList and Status objects, a followed pods/log stream) served by a local HTTP server
@@ -7,8 +8,10 @@ on 127.0.0.1 that the test session starts (tests/support/kubeapi.py); kubernetes
 it with a kubeconfig, through kubespawner's own configuration loading and shared client.
 """
 
+import base64
 import datetime
 import json
+import logging
 import time
 
 import pytest
@@ -16,8 +19,8 @@ import pytest
 from binderspawner.build import BuildRequest
 from binderspawner.errors import BuildFailed
 from binderspawner.kubernetes import KubernetesBuilder, objects
-from binderspawner.providers import RepoSource, ResolvedRepo
-from tests.support.kubeapi import FakePod, pending, running, terminated, waiting
+from binderspawner.providers import RepoSource, ResolvedRepo, TokenCredentials
+from tests.support.kubeapi import FakePod, pending, running, stored_secret, terminated, waiting
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 URL = "https://git.example.org/lab/analysis.git"
@@ -182,3 +185,142 @@ async def test_a_build_past_its_timeout_is_stopped(api):
     with pytest.raises(BuildFailed, match="took longer than 0.5 s"):
         await run(builder)
     assert pod_name() not in api.pods
+
+
+# a private repository: the member's token reaches the pod through a Secret ------------------------
+
+TOKEN = "glpat-member-token-0123456789"
+SECRETS = "/api/v1/namespaces/binder/secrets"
+PODS = "/api/v1/namespaces/binder/pods"
+
+
+def private_request(token=TOKEN):
+    base = request()
+    return BuildRequest(base.image, base.resolved, base.labels,
+                        credentials=TokenCredentials(token=token, username="oauth2"))
+
+
+def secret_name():
+    return objects.build_secret_name(pod_name())
+
+
+def token_forms(token=TOKEN):
+    basic = base64.b64encode(f"oauth2:{token}".encode()).decode()
+    return [token, basic]
+
+
+def body(api, method, path):
+    (found,) = [b for m, p, b in api.bodies if m == method and p == path]
+    return found
+
+
+@pytest.fixture
+def logged(builder, caplog):
+    """The builder's log, captured (it logs to its parent's logger, here one that propagates)."""
+    builder.log = logging.getLogger("test.kubernetes.builder")
+    caplog.set_level(logging.DEBUG, logger="test.kubernetes.builder")
+    return caplog
+
+
+async def test_a_private_build_gets_the_token_from_a_secret_created_before_its_pod(api, builder, logged):
+    api.script[pod_name()] = ([running(), running(), terminated(0)], r2d_log("Cloning", "pushed"))
+    events = await run(builder, private_request())
+    assert events[-1][0] == "built"
+    creates = api.calls("POST")
+    assert creates == [SECRETS, PODS], "the Secret exists before the pod that reads it"
+    secret = body(api, "POST", SECRETS)
+    assert secret["metadata"]["name"] == secret_name() and secret["type"] == "Opaque"
+    assert secret["stringData"] == private_request().credentials.git_environment()
+    assert secret["metadata"]["labels"][objects.BUILD_SECRET_LABEL] == "git"
+    pod = body(api, "POST", PODS)
+    assert pod["spec"]["containers"][0]["envFrom"] == [{"secretRef": {"name": secret_name()}}]
+    pod_text = json.dumps(pod)
+    visible = json.dumps(events) + logged.text
+    assert "Building image" in visible, "the builder's log was captured"
+    for form in token_forms():
+        assert form not in pod_text and form not in visible
+    # deleted once the container started (its environment is fixed then), before the log is read
+    order = [(m, p.split("?")[0]) for m, p in api.requests]
+    assert order.index(("DELETE", f"{SECRETS}/{secret_name()}")) < order.index(
+        ("GET", f"{PODS}/{pod_name()}/log"))
+    assert api.secrets == {} and api.pods == {}
+
+
+async def test_a_failed_private_build_deletes_its_secret(api, builder):
+    api.script[pod_name()] = ([running(), terminated(1)], r2d_log("fatal: could not read from remote"))
+    with pytest.raises(BuildFailed) as failed:
+        await run(builder, private_request())
+    assert all(form not in failed.value.message for form in token_forms())
+    assert api.calls("POST") == [SECRETS, PODS]
+    assert f"{SECRETS}/{secret_name()}" in api.calls("DELETE")
+    assert api.secrets == {}
+
+
+async def test_a_private_build_that_never_starts_deletes_its_secret(api, builder):
+    api.script[pod_name()] = ([waiting("CreateContainerConfigError", 'secret "x" not found')], [])
+    with pytest.raises(BuildFailed, match="cannot start"):
+        await run(builder, private_request())
+    assert api.secrets == {} and api.pods == {}
+
+
+async def test_a_timed_out_private_build_deletes_its_secret(api):
+    builder = KubernetesBuilder(namespace="binder", poll_interval=0.05, build_timeout=0.5)
+    api.script[pod_name()] = ([pending()], [])
+    with pytest.raises(BuildFailed, match="took longer than 0.5 s"):
+        await run(builder, private_request())
+    assert api.secrets == {} and api.pods == {}
+
+
+async def test_a_public_build_creates_no_secret(api, builder):
+    await run(builder)
+    assert api.calls("POST") == [PODS]
+    assert not [p for m, p in api.requests if p.startswith(SECRETS) and m != "GET"]
+    assert "envFrom" not in body(api, "POST", PODS)["spec"]["containers"][0]
+
+
+async def test_a_leftover_secret_is_replaced(api, builder):
+    KubernetesBuilder._last_cleanup["binder"] = time.monotonic()  # no sweep: meet the leftover
+    stale = builder.secret_manifest(private_request("an-earlier-members-token"))
+    api.secrets[secret_name()] = stored_secret(stale)
+    await run(builder, private_request())
+    assert api.calls("POST") == [SECRETS, PODS]  # the Secret refused (409) and replaced, then the pod
+    assert api.calls("PUT") == [f"{SECRETS}/{secret_name()}"]
+    assert body(api, "PUT", f"{SECRETS}/{secret_name()}")["stringData"] == \
+        private_request().credentials.git_environment()
+    assert api.secrets == {}
+
+
+async def test_attaching_to_a_running_build_leaves_its_secret_alone(api, builder):
+    first = private_request("the-first-members-token")
+    api.secrets[secret_name()] = stored_secret(builder.secret_manifest(first))
+    api.pods[pod_name()] = FakePod(builder.pod_manifest(first), [running(), running(), terminated(0)],
+                                   r2d_log("the first launch's build"))
+    events = await run(builder, private_request())
+    assert any(m.startswith("Attaching to the running build") for _, m in events)
+    assert api.calls("PUT") == [], "the running build's Secret is not replaced"
+    assert api.calls("POST") == [SECRETS, PODS]  # both refused with 409
+    assert api.secrets == {}, "deleting it once the build has started is harmless"
+
+
+async def test_missing_secret_rbac_is_explained_before_any_pod(api, builder):
+    api.secret_create_error = (403, "Forbidden")
+    with pytest.raises(BuildFailed) as failed:
+        await run(builder, private_request())
+    assert "HTTP 403" in failed.value.message and "secrets" in failed.value.message
+    assert api.calls("POST") == [SECRETS] and api.pods == {}
+
+
+async def test_sweep_removes_leftover_build_secrets_only(api, builder):
+    def add(name, age, labels):
+        api.secrets[name] = stored_secret({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                                           "metadata": {"name": name, "labels": labels},
+                                           "stringData": {"GIT_CONFIG_COUNT": "1"}}, age=age)
+
+    build_labels = {"app.kubernetes.io/component": objects.BUILD_COMPONENT, objects.BUILD_SECRET_LABEL: "git"}
+    add("binder-build-old-git", 3600, build_labels)
+    add("binder-build-young-git", 5, build_labels)
+    add("registry-push", 3600, {})
+    add("component-only", 3600, {"app.kubernetes.io/component": objects.BUILD_COMPONENT})
+    await builder.sweep(force=True)
+    assert sorted(api.secrets) == ["binder-build-young-git", "component-only", "registry-push"]
+    assert api.calls("DELETE") == [f"{SECRETS}/binder-build-old-git"]

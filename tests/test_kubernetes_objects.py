@@ -7,7 +7,9 @@ No Kubernetes API server can run here; constructing a KubeSpawner loads a client
 points at the local stand-in API of tests/support/kubeapi.py (no request reaches it in this module).
 """
 
+import base64
 import copy
+import json
 import os
 
 import kubernetes_validate
@@ -19,7 +21,7 @@ from binderspawner.build import BuildRequest
 from binderspawner.kubernetes import KubeBinderSpawner, KubernetesBuilder, objects
 from binderspawner.providers import RepoSource, ResolvedRepo
 from binderspawner.egress import EgressPolicy
-from binderspawner.providers import GitProvider
+from binderspawner.providers import GitProvider, TokenCredentials
 from binderspawner.registry import RegistryClient
 from binderspawner.spawner import BinderSpawnerMixin, Launch
 from binderspawner.spec import LaunchRequest
@@ -140,6 +142,83 @@ def test_a_manifest_with_a_wrong_field_is_refused_by_the_schema():
         validate(manifest)
 
 
+# a private repository's build: the member's token in a Secret, not in the pod -------------------
+
+TOKEN = "glpat-member-token-0123456789"
+
+
+def private_build_request():
+    launch_ = launch("main")
+    return BuildRequest(IMAGE, launch_.resolved, launch_.labels,
+                        credentials=TokenCredentials(token=TOKEN, username="oauth2"))
+
+
+def secret_forms():
+    """Every form the token takes on its way to git: itself, user:token, and its Basic header."""
+    basic = base64.b64encode(f"oauth2:{TOKEN}".encode()).decode()
+    return [TOKEN, basic, f"Authorization: Basic {basic}",
+            base64.b64encode(TOKEN.encode()).decode().rstrip("=")]
+
+
+def test_the_credentials_secret_holds_the_git_environment():
+    builder = KubernetesBuilder(namespace="binder")
+    request = private_build_request()
+    secret = builder.secret_manifest(request)
+    validate(secret)
+    pod_name = objects.build_pod_name(IMAGE)
+    assert secret == {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": objects.build_secret_name(pod_name),  # the pod's 63 characters, shortened
+            "labels": {"binderspawner.provider": "git", "binderspawner.commit": SHA,
+                       "binderspawner.ref": "main", "app.kubernetes.io/component": "binderspawner-build",
+                       "binderspawner.build-secret": "git"},
+        },
+        "stringData": request.credentials.git_environment(),
+    }
+    assert len(secret["metadata"]["name"]) <= 63 and secret["metadata"]["name"].endswith("-git")
+    assert not any(form in json.dumps(secret["metadata"]) for form in secret_forms())
+    assert builder.secret_manifest(build_request()) is None, "a public repository needs no Secret"
+
+
+def test_a_base64_data_secret_is_valid_too():
+    env = TokenCredentials(token=TOKEN).git_environment()
+    secret = objects.build_credentials_secret(name="binder-build-x-git", env=env, labels={})
+    secret["data"] = {k: base64.b64encode(v.encode()).decode() for k, v in secret.pop("stringData").items()}
+    validate(secret)
+
+
+def test_the_build_pod_references_the_secret_by_name_only():
+    builder = KubernetesBuilder(namespace="binder", push_secret="registry-push")
+    request = private_build_request()
+    manifest = builder.pod_manifest(request)
+    validate(manifest)
+    container = manifest["spec"]["containers"][0]
+    secret_name = builder.secret_manifest(request)["metadata"]["name"]
+    assert container["envFrom"] == [{"secretRef": {"name": secret_name}}]
+    assert not {e["name"] for e in container["env"]} & set(request.credentials.git_environment())
+    text = json.dumps(manifest)
+    for form in secret_forms():
+        assert form not in text
+        assert form not in json.dumps(manifest["metadata"]["labels"])
+        assert form not in json.dumps(manifest["metadata"]["annotations"])
+    # the rest of the pod is the public build's pod
+    public = builder.pod_manifest(build_request())
+    del container["envFrom"]
+    assert manifest == public
+
+
+def test_secret_names_stay_dns_labels():
+    name = objects.build_pod_name("r.example.org/" + "x" * 200 + ":tag", prefix="a-long-build-prefix-")
+    secret = objects.build_secret_name(name)
+    assert len(name) == 63 and len(secret) <= 63 and secret.endswith("-git")
+    assert objects._DNS_LABEL_CHARS.search(secret) is None
+    assert secret != objects.build_secret_name(name[:-1] + "0")
+    assert objects.build_secret_name("binder-build-short") == "binder-build-short-git"
+
+
 # the user pod, from kubespawner's own manifest code ---------------------------------------------
 
 
@@ -240,7 +319,9 @@ def test_shipped_rbac_is_valid():
     # every call the builder and the spawner make
     assert {("pods", "create"), ("pods", "get"), ("pods", "list"), ("pods", "delete"), ("pods/log", "get"),
             ("networkpolicies", "create"), ("networkpolicies", "update"),
-            ("networkpolicies", "delete")} <= granted
+            ("networkpolicies", "delete"),
+            ("secrets", "create"), ("secrets", "update"), ("secrets", "list"),
+            ("secrets", "delete")} <= granted
 
 
 def test_shipped_z2jh_extra_config_names_real_settings(monkeypatch):

@@ -67,9 +67,19 @@ class LabAuthenticatorMixin(LoggingConfigurable):
         auth_model = await super().run_post_auth_hook(handler, auth_model)
         return self._with_lab_group(auth_model)
 
+    @default("auth_refresh_strict")
+    def _default_auth_refresh_strict(self):
+        # A member who fails the refresh (left the lab, token revoked) cannot launch through the
+        # API or have an admin launch for them on the old login either (JupyterHub 6.1 allows it).
+        return True
+
     async def refresh_user(self, user, handler=None, **kwargs):
         """oauthenticator's refresh (a new access token from the refresh token when needed), then
         membership again: someone removed from the lab cannot launch on an old login."""
+        if handler is not None and not hasattr(handler, "_token_authenticated"):
+            # JupyterHub 6.1.1 reads this after a failed refresh but sets it only for token-
+            # authenticated requests: a browser request would fail with a 500, not "log in again".
+            handler._token_authenticated = False
         refreshed = await super().refresh_user(user, handler, **kwargs)
         if not isinstance(refreshed, dict):
             return refreshed

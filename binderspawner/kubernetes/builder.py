@@ -171,8 +171,9 @@ class KubernetesBuilder(Repo2DockerBuilder):
 
     def pod_manifest(self, request):
         labels, annotations = objects.split_metadata(request.labels)
+        name = objects.build_pod_name(request.image, self.pod_name_prefix)
         return objects.build_pod_manifest(
-            name=objects.build_pod_name(request.image, self.pod_name_prefix),
+            name=name,
             image=request.image,
             build_image=self.build_image,
             argv=self.command(request),
@@ -189,18 +190,41 @@ class KubernetesBuilder(Repo2DockerBuilder):
             service_account=self.build_service_account,
             image_pull_secrets=self.build_image_pull_secrets,
             image_pull_policy=self.build_image_pull_policy,
+            credentials_secret=objects.build_secret_name(name) if request.credentials else None,
         )
+
+    def secret_manifest(self, request):
+        """The Secret with the clone's git credentials for ``request``'s build pod, or None for a
+        build without credentials (pure)."""
+        if request.credentials is None:
+            return None
+        labels, _ = objects.split_metadata(request.labels)
+        pod_name = objects.build_pod_name(request.image, self.pod_name_prefix)
+        return objects.build_credentials_secret(name=objects.build_secret_name(pod_name),
+                                                env=request.credentials.git_environment(),
+                                                labels=labels)
 
     async def build(self, request, emit):
         manifest = self.pod_manifest(request)
+        secret = self.secret_manifest(request)
         name = manifest["metadata"]["name"]
         source = request.resolved.source
         what = f"{source.display_name} at {request.resolved.version[:12]}"
         self.log.info("Building image %s from %s in pod %s/%s", request.image, what, self.namespace, name)
         await self.sweep()
+        try:
+            await self._build(request, manifest, secret, what, emit)
+        finally:
+            # The token lives in the cluster only while a build may still need it.
+            if secret is not None:
+                await self._delete_secret(secret["metadata"]["name"])
+
+    async def _build(self, request, manifest, secret, what, emit):
+        name = manifest["metadata"]["name"]
         tail = collections.deque(maxlen=LOG_TAIL)
         try:
-            phase = await asyncio.wait_for(self._run(manifest, what, emit, tail), self.build_timeout)
+            phase = await asyncio.wait_for(self._run(manifest, secret, what, emit, tail),
+                                           self.build_timeout)
         except asyncio.TimeoutError:
             await self._delete(name)
             raise BuildFailed(f"Building {what} took longer than {self.build_timeout:g} s. "
@@ -222,15 +246,19 @@ class KubernetesBuilder(Repo2DockerBuilder):
     def _tail(tail):
         return "\n".join(tail) or "(no output)"
 
-    async def _run(self, manifest, what, emit, tail):
+    async def _run(self, manifest, secret, what, emit, tail):
         name = manifest["metadata"]["name"]
-        await self._create_or_attach(manifest, what, emit)
+        await self._create_or_attach(manifest, secret, what, emit)
         await self._wait_until_started(name, emit)
+        if secret is not None:  # the container's environment is fixed once it has started
+            await self._delete_secret(secret["metadata"]["name"])
         await self._stream_log(name, emit, tail)
         return await self._wait_until_finished(name)
 
-    async def _create_or_attach(self, manifest, what, emit):
+    async def _create_or_attach(self, manifest, secret, what, emit):
         name = manifest["metadata"]["name"]
+        if secret is not None:
+            await self._put_secret(secret, name)
         while True:
             try:
                 await self.api.create_namespaced_pod(self.namespace, manifest,
@@ -305,6 +333,38 @@ class KubernetesBuilder(Repo2DockerBuilder):
                 return {"phase": phase, "reason": _failure_reason(status)}
             await asyncio.sleep(self.poll_interval)
 
+    async def _put_secret(self, secret, pod_name):
+        """Create the build's credential Secret before its pod. One already there is a leftover of
+        an earlier build (replaced), unless that build's pod is still pending or running: then
+        this launch attaches to it and leaves its Secret alone."""
+        name = secret["metadata"]["name"]
+        while True:
+            try:
+                await self.api.create_namespaced_secret(self.namespace, secret,
+                                                        _request_timeout=self.api_request_timeout)
+                return
+            except ApiException as e:
+                if e.status != 409:
+                    raise self._api_error("create the build's credential Secret", e) from None
+            existing = await self._read(pod_name)
+            if existing is not None and (existing.get("status") or {}).get("phase") in ("Pending", "Running"):
+                return
+            try:
+                await self.api.replace_namespaced_secret(name, self.namespace, secret,
+                                                         _request_timeout=self.api_request_timeout)
+                return
+            except ApiException as e:
+                if e.status != 404:  # 404: deleted meanwhile (a sweep): create it again
+                    raise self._api_error("replace the build's credential Secret", e) from None
+
+    async def _delete_secret(self, name):
+        try:
+            await self.api.delete_namespaced_secret(name, self.namespace,
+                                                    _request_timeout=self.api_request_timeout)
+        except ApiException as e:
+            if e.status != 404:
+                self.log.warning("Could not delete build credential Secret %s: %s", name, e.reason)
+
     async def _delete(self, name, wait=False):
         try:
             await self.api.delete_namespaced_pod(name, self.namespace, grace_period_seconds=0,
@@ -317,12 +377,16 @@ class KubernetesBuilder(Repo2DockerBuilder):
             await asyncio.sleep(self.poll_interval)
 
     async def sweep(self, force=False):
-        """Delete finished and stuck build pods, at most every cleanup_interval seconds."""
+        """Delete finished and stuck build pods, and build credential Secrets as old as a stuck
+        pod (left by a hub that stopped mid-build), at most every cleanup_interval seconds.
+        Returns the names of the pods deleted."""
         now = time.monotonic()
         last = self._last_cleanup.get(self.namespace)
         if not force and last is not None and now - last < self.cleanup_interval:
             return []
         self._last_cleanup[self.namespace] = now
+        max_age = self.build_timeout + 60
+        await self._sweep_secrets(max_age)
         try:
             pods = await self.api.list_namespaced_pod(
                 self.namespace, label_selector=f"app.kubernetes.io/component={objects.BUILD_COMPONENT}",
@@ -333,15 +397,33 @@ class KubernetesBuilder(Repo2DockerBuilder):
         doomed = objects.build_pods_to_delete(
             [(p.metadata.name, p.status.phase if p.status else None, p.metadata.creation_timestamp)
              for p in pods.items],
-            datetime.datetime.now(datetime.timezone.utc), self.build_timeout + 60)
+            datetime.datetime.now(datetime.timezone.utc), max_age)
         for name in doomed:
             self.log.info("Removing finished or stuck build pod %s", name)
             await self._delete(name)
         return doomed
 
+    async def _sweep_secrets(self, max_age):
+        selector = (f"app.kubernetes.io/component={objects.BUILD_COMPONENT},"
+                    f"{objects.BUILD_SECRET_LABEL}={objects.BUILD_SECRET_KIND}")
+        try:
+            secrets = await self.api.list_namespaced_secret(
+                self.namespace, label_selector=selector, _request_timeout=self.api_request_timeout)
+        except ApiException as e:
+            self.log.warning("Could not list build credential Secrets: %s", e.reason)
+            return []
+        doomed = objects.build_pods_to_delete(
+            [(s.metadata.name, None, s.metadata.creation_timestamp) for s in secrets.items],
+            datetime.datetime.now(datetime.timezone.utc), max_age)
+        for name in doomed:
+            self.log.info("Removing leftover build credential Secret %s", name)
+            await self._delete_secret(name)
+        return doomed
+
     def _api_error(self, action, error):
-        hint = (" The hub's service account needs a Role allowing pods and pods/log in this "
-                "namespace (see config/z2jh-values.yaml)." if error.status == 403 else "")
+        hint = (" The hub's service account needs a Role allowing pods and pods/log (and secrets, "
+                "for private repositories) in this namespace (see config/z2jh-rbac.yaml)."
+                if error.status == 403 else "")
         return BuildFailed(f"Could not {action} in namespace {self.namespace}: HTTP {error.status} "
                            f"{error.reason}.{hint}")
 

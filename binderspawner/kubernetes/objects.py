@@ -12,6 +12,8 @@ from .. import egress
 
 BUILD_COMPONENT = "binderspawner-build"
 BUILD_CONTAINER = "build"
+BUILD_SECRET_LABEL = "binderspawner.build-secret"  # marks the per-build git credential Secrets
+BUILD_SECRET_KIND = "git"
 SERVER_LABEL = "binderspawner.pod"
 DOCKER_CONFIG_DIR = "/etc/binderspawner/docker"
 
@@ -50,16 +52,47 @@ def build_pod_name(image, prefix="binder-build-"):
     return f"{prefix}{readable}-{digest}" if readable else f"{prefix}{digest}"
 
 
+def build_secret_name(pod_name, suffix="-git"):
+    """The name of a build pod's credential Secret (pure): the pod's name plus ``suffix``, kept a
+    DNS label (at most 63 characters) with a hash of the pod's name when it must be shortened."""
+    name = f"{pod_name}{suffix}"
+    if len(name) <= 63:
+        return name
+    digest = hashlib.sha256(pod_name.encode("utf-8")).hexdigest()[:8]
+    head = pod_name[:63 - len(suffix) - len(digest) - 1].rstrip("-")
+    return f"{head}-{digest}{suffix}"
+
+
+def build_credentials_secret(*, name, env, labels=None):
+    """An Opaque Secret holding the clone's git environment (a member's token as an
+    http.extraHeader), so the build pod gets it through ``envFrom`` and the token is never part of
+    the pod's spec, labels or annotations. Labelled like build pods plus BUILD_SECRET_LABEL, so the
+    sweep can find leftovers."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": name,
+            "labels": {**(labels or {}), "app.kubernetes.io/component": BUILD_COMPONENT,
+                       BUILD_SECRET_LABEL: BUILD_SECRET_KIND},
+        },
+        "stringData": {str(key): str(value) for key, value in env.items()},
+    }
+
+
 def build_pod_manifest(*, name, image, build_image, argv, env, labels=None, annotations=None,
                        resources=None, node_selector=None, tolerations=None, docker_socket="",
                        docker_host="", push_secret="", deadline_seconds=None, service_account="",
-                       image_pull_secrets=(), image_pull_policy="IfNotPresent"):
+                       image_pull_secrets=(), image_pull_policy="IfNotPresent", credentials_secret=None):
     """The pod that runs repo2docker for one image.
 
     It talks to a Docker engine either through the node's socket (``docker_socket``, a hostPath
     mount) or through a Docker/BuildKit service (``docker_host``, e.g. tcp://dind:2375). Push
     credentials come from a dockerconfigjson Secret mounted as a file (never an env variable).
-    ``activeDeadlineSeconds`` makes Kubernetes stop a stuck build even if the hub is gone.
+    ``credentials_secret`` names a Secret (build_credentials_secret) whose keys become the build
+    container's environment: only its name is in the pod. ``activeDeadlineSeconds`` makes
+    Kubernetes stop a stuck build even if the hub is gone.
     """
     env = dict(env)
     volumes, mounts = [], []
@@ -82,6 +115,8 @@ def build_pod_manifest(*, name, image, build_image, argv, env, labels=None, anno
         "resources": resources or {},
         "volumeMounts": mounts,
     }
+    if credentials_secret:
+        container["envFrom"] = [{"secretRef": {"name": credentials_secret}}]
     spec = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": bool(service_account),
@@ -123,6 +158,7 @@ def build_pods_to_delete(pods, now, max_age):
     (stuck: unschedulable, an image that cannot be pulled, a hung build).
 
     ``pods`` is an iterable of (name, phase, created: datetime or None); ``now`` a datetime.
+    Build Secrets (no phase: None) go by age only.
     """
     doomed = []
     for name, phase, created in pods:

@@ -74,7 +74,7 @@ class TokenCredentials:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
         try:
-            port = parts.port
+            port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
         except ValueError:
             return False
         for pattern in self.hosts:

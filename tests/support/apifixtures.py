@@ -53,6 +53,11 @@ class Handler(tornado.web.RequestHandler):
         auth = self.request.headers.get("Authorization", "")
         return auth.split(" ", 1)[-1] in self.state.tokens
 
+    def can_read(self, repo):
+        """May this request see ``repo``? Here: a private one needs a known token. Subclasses
+        (oauthfixtures.py) decide per user, as GitHub and GitLab do."""
+        return not repo.get("private") or self.authorized()
+
     def rate_limit(self):
         self.set_header("X-RateLimit-Limit", "60")
         if self.state.rate_limited is not None:
@@ -86,7 +91,7 @@ class GitHubCommit(Handler):
         if self.rate_limit():
             return
         repo = self.state.github.get(f"{owner}/{name}")
-        if repo is None or (repo.get("private") and not self.authorized()):
+        if repo is None or not self.can_read(repo):
             return self.not_found()
         refs = repo["refs"]
         sha = refs.get(repo.get("default", "main")) if ref == "HEAD" else refs.get(ref)
@@ -118,9 +123,9 @@ class GitHubGist(Handler):
 class GitLabProject(Handler):
     def get(self, project):
         repo = self.state.gitlab.get(project)
-        if repo is None or (repo.get("private") and not self.authorized()):
+        if repo is None or not self.can_read(repo):
             return self.not_found("404 Project Not Found")
-        return self.conditional({"id": 42, "path_with_namespace": project,
+        return self.conditional({"id": repo.get("id", 42), "path_with_namespace": project,
                                  "default_branch": repo.get("default", "main")})
 
 
@@ -132,7 +137,7 @@ class GitLabCommit(Handler):
             self.set_status(429)
             return self.finish("Retry later")
         repo = self.state.gitlab.get(project)
-        if repo is None or (repo.get("private") and not self.authorized()):
+        if repo is None or not self.can_read(repo):
             return self.not_found("404 Project Not Found")
         sha = repo["refs"].get(ref) or next((s for s in repo["refs"].values() if s.startswith(ref)), None)
         if sha is None:

@@ -27,13 +27,56 @@ def git(*args, cwd=None):
                           capture_output=True, text=True).stdout.strip()
 
 
-class GitServer:
+class RepoStore:
+    """Bare repositories under root/repos, each fed from a work tree under root/work; shared by
+    the git daemon server here and the smart HTTP server in githttp.py."""
+
     def __init__(self, root):
         self.root = root
         self.repos = os.path.join(root, "repos")
         self.work = os.path.join(root, "work")
         os.makedirs(self.repos)
         os.makedirs(self.work)
+
+    def configure_bare(self, bare):
+        git("config", "uploadpack.allowFilter", "true", cwd=bare)
+
+    def add_repo(self, name, source_dir=None, files=None):
+        """Create repo ``name`` from a directory and/or {path: content}; returns the commit sha."""
+        work = os.path.join(self.work, name)
+        if source_dir:
+            shutil.copytree(source_dir, work)
+        else:
+            os.makedirs(work)
+        git("init", "-q", "-b", "main", cwd=work)
+        bare = os.path.join(self.repos, f"{name}.git")
+        git("init", "-q", "--bare", "-b", "main", bare)
+        self.configure_bare(bare)
+        git("remote", "add", "origin", bare, cwd=work)
+        return self.commit(name, {"binder-test-nonce": uuid.uuid4().hex, **(files or {})})
+
+    def commit(self, name, files, branch="main", message="test commit"):
+        """Write files (str or bytes content), commit and push to ``branch``; returns the new sha."""
+        work = os.path.join(self.work, name)
+        for path, content in files.items():
+            full = os.path.join(work, path)
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            with open(full, "wb" if isinstance(content, bytes) else "w") as f:
+                f.write(content)
+        git("add", "-A", cwd=work)
+        git("commit", "-q", "-m", message, cwd=work)
+        git("push", "-q", "origin", f"HEAD:refs/heads/{branch}", cwd=work)
+        return git("rev-parse", "HEAD", cwd=work)
+
+    def tag(self, name, tag):
+        work = os.path.join(self.work, name)
+        git("tag", "-a", tag, "-m", tag, cwd=work)
+        git("push", "-q", "origin", f"refs/tags/{tag}", cwd=work)
+
+
+class GitServer(RepoStore):
+    def __init__(self, root):
+        super().__init__(root)
         self.port = free_port()
         self.proc = None
 
@@ -52,35 +95,3 @@ class GitServer:
 
     def url(self, name):
         return f"git://127.0.0.1:{self.port}/{name}.git"
-
-    def add_repo(self, name, source_dir=None, files=None):
-        """Create repo ``name`` from a directory and/or {path: content}; returns the commit sha."""
-        work = os.path.join(self.work, name)
-        if source_dir:
-            shutil.copytree(source_dir, work)
-        else:
-            os.makedirs(work)
-        git("init", "-q", "-b", "main", cwd=work)
-        bare = os.path.join(self.repos, f"{name}.git")
-        git("init", "-q", "--bare", "-b", "main", bare)
-        git("config", "uploadpack.allowFilter", "true", cwd=bare)
-        git("remote", "add", "origin", bare, cwd=work)
-        return self.commit(name, {"binder-test-nonce": uuid.uuid4().hex, **(files or {})})
-
-    def commit(self, name, files, branch="main", message="test commit"):
-        """Write files, commit and push to ``branch``; returns the new commit sha."""
-        work = os.path.join(self.work, name)
-        for path, content in files.items():
-            full = os.path.join(work, path)
-            os.makedirs(os.path.dirname(full), exist_ok=True)
-            with open(full, "w") as f:
-                f.write(content)
-        git("add", "-A", cwd=work)
-        git("commit", "-q", "-m", message, cwd=work)
-        git("push", "-q", "origin", f"HEAD:refs/heads/{branch}", cwd=work)
-        return git("rev-parse", "HEAD", cwd=work)
-
-    def tag(self, name, tag):
-        work = os.path.join(self.work, name)
-        git("tag", "-a", tag, "-m", tag, cwd=work)
-        git("push", "-q", "origin", f"refs/tags/{tag}", cwd=work)

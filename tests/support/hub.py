@@ -41,7 +41,7 @@ c.ConfigurableHTTPProxy.pid_file = f"{{settings['dir']}}/proxy.pid"
 c.JupyterHub.services = [{{"name": "tests", "api_token": settings["token"]}}]
 c.JupyterHub.load_roles = [{{
     "name": "tests",
-    "scopes": ["admin:users", "admin:servers", "access:servers", "read:users:activity"],
+    "scopes": ["admin:users", "admin:servers", "access:servers", "read:users:activity", "tokens"],
     "services": ["tests"],
 }}]
 c.JupyterHub.allow_named_servers = True
@@ -57,8 +57,9 @@ c.JupyterHub.log_level = "DEBUG" if settings.get("debug") else "INFO"
 
 
 class Hub:
-    def __init__(self, workdir, extra_config="", run_id=None):
+    def __init__(self, workdir, extra_config="", run_id=None, env=None):
         self.dir = workdir
+        self.env = dict(env or {})  # added to the hub's environment, e.g. JUPYTERHUB_CRYPT_KEY
         self.run_id = run_id or uuid.uuid4().hex[:8]
         self.extra_config = extra_config
         self.token = secrets.token_hex(16)
@@ -98,7 +99,7 @@ class Hub:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", config], cwd=self.dir, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True)
+            stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **self.env})
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
