@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import uuid
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -292,3 +293,27 @@ def test_member_removed_from_the_lab_cannot_launch_on_an_old_login(lab):
         assert lab.hub.api("GET", "/users/dave").json()["servers"] == {}
     finally:
         lab.oidc.set_groups("dave", ["lab"])
+
+
+def _build_only(lab, name, repo):
+    """BinderHub's build API with build_only, as the member (their own API token)."""
+    path = f"git/{quote(lab.git.url(repo), safe='')}/main"
+    with requests.get(f"{lab.base}/hub/build/{path}", params={"build_only": "true"}, stream=True, timeout=900,
+                      headers={"Authorization": f"token {lab.token_for(name)}"}) as r:
+        assert r.status_code == 200, r.text
+        events = [json.loads(line[len("data:"):]) for line in r.iter_lines(decode_unicode=True)
+                  if line and line.startswith("data:")]
+    return events[-1]
+
+
+def test_build_api_uses_the_members_own_credentials(lab):
+    lab.login("alice")
+    lab.login("bob")
+    refused = _build_only(lab, "bob", "unbuilt-private")
+    assert refused["phase"] == "failed" and NOT_FOUND in refused["message"]
+    built = _build_only(lab, "alice", "unbuilt-private")
+    assert built["phase"] == "ready" and built["imageName"].startswith(lab.hub.image_prefix), built
+    assert lab.hub.api("GET", "/users/alice").json()["servers"].keys() <= {""}  # built, not launched
+    # now that it exists: still refused to bob, from the same access check
+    again = _build_only(lab, "bob", "unbuilt-private")
+    assert again["phase"] == "failed" and again["message"] == refused["message"]
