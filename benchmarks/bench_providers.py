@@ -23,33 +23,36 @@ from binderspawner.providers import GitHubProvider, GitLabProvider, GitProvider,
 from binderspawner.providers.api import stats  # noqa: E402
 from binderspawner.speccontrol import effective_ref  # noqa: E402
 from tests.support.apifixtures import ApiFixtures, fresh_provider_caches  # noqa: E402
+from binderspawner.providers import TokenCredentials  # noqa: E402
+from tests.support.githttp import GitHttpServer, static_tokens  # noqa: E402
 from tests.support.gitserver import GitServer  # noqa: E402
 
 SHA = "a" * 40
 LOCAL = ["127.0.0.1"]
 
 
-async def timed(api, provider, repo, ref, before=None):
+MEMBER_TOKEN = "bench-member-token"
+
+
+async def timed(api, provider, repo, ref, credentials=None):
     """One resolve: (API requests it sent, seconds)."""
-    if before:
-        before()
     source = provider.parse(repo)
     calls, not_modified = len(api.state.requests), stats["not_modified"]
     start = time.perf_counter()
-    await provider.resolve(source, effective_ref(source, ref))
+    await provider.resolve(source, effective_ref(source, ref), credentials=credentials)
     elapsed = time.perf_counter() - start
     return (len(api.state.requests) - calls, stats["not_modified"] - not_modified), elapsed
 
 
-async def scenario(api, n, make, repo, ref, mode):
+async def scenario(api, n, make, repo, ref, mode, credentials=None):
     """mode: cold (nothing cached), cached (within the TTL), revalidated (TTL over, ETag 304)."""
     results = []
     for _ in range(n):
         provider = make(0 if mode == "revalidated" else 60)
         fresh_provider_caches()
         if mode != "cold":
-            await timed(api, provider, repo, ref)  # warm up the cache / ETag
-        results.append(await timed(api, provider, repo, ref))
+            await timed(api, provider, repo, ref, credentials)  # warm up the cache / ETag
+        results.append(await timed(api, provider, repo, ref, credentials))
         stats.clear()
     calls = sorted({c for c, _ in results})
     return calls, statistics.median(t for _, t in results) * 1000, max(t for _, t in results) * 1000
@@ -61,38 +64,51 @@ async def main(n):
     api.state.gitlab["group/repo"] = {"refs": {"main": SHA}}
     api.state.zenodo.update({"100": "102", "102": "102"})
     git = GitServer(tempfile.mkdtemp(prefix="bsbench-providers-")).start()
-    git.add_repo("repo", files={"README": "x"})
+    git_sha = git.add_repo("repo", files={"README": "x"})
+    private = GitHttpServer(tempfile.mkdtemp(prefix="bsbench-providers-http-"),
+                            static_tokens({MEMBER_TOKEN: "member"})).start()
+    private_sha = private.add_repo("repo", files={"README": "x"}, readers={"member"})
+    member = TokenCredentials(token=MEMBER_TOKEN, username="oauth2", hosts=("127.0.0.1",))
     makers = {
-        "GitHub": (lambda ttl: GitHubProvider(api_base_url=api.url("/github"), allowed_private_hosts=LOCAL,
-                                              resolved_ref_ttl=ttl), "gh/org/repo"),
-        "GitLab": (lambda ttl: GitLabProvider(api_base_url=api.url("/gitlab/api/v4"), allowed_private_hosts=LOCAL,
-                                              resolved_ref_ttl=ttl), "gl/group%2Frepo"),
-        "git (ls-remote)": (lambda ttl: GitProvider(allowed_hosts=LOCAL, resolved_ref_ttl=ttl), git.url("repo")),
-        "Zenodo": (lambda ttl: ZenodoProvider(api_base_url=api.url("/zenodo/api"), allowed_private_hosts=LOCAL,
-                                              resolved_ref_ttl=ttl), "zenodo/10.5281/zenodo.100"),
+        "GitHub": (lambda ttl, **kw: GitHubProvider(api_base_url=api.url("/github"), allowed_private_hosts=LOCAL,
+                                                    resolved_ref_ttl=ttl, **kw), "gh/org/repo", SHA, None),
+        "GitLab": (lambda ttl, **kw: GitLabProvider(api_base_url=api.url("/gitlab/api/v4"),
+                                                    allowed_private_hosts=LOCAL, resolved_ref_ttl=ttl, **kw),
+                   "gl/group%2Frepo", SHA, None),
+        "git (ls-remote)": (lambda ttl, **kw: GitProvider(allowed_hosts=LOCAL, resolved_ref_ttl=ttl, **kw),
+                            git.url("repo"), git_sha, None),
+        "git over HTTP, member's token": (
+            lambda ttl, **kw: GitProvider(allowed_hosts=LOCAL, resolved_ref_ttl=ttl, **kw),
+            private.url("repo"), private_sha, member),
+        "Zenodo": (lambda ttl, **kw: ZenodoProvider(api_base_url=api.url("/zenodo/api"),
+                                                    allowed_private_hosts=LOCAL, resolved_ref_ttl=ttl, **kw),
+                   "zenodo/10.5281/zenodo.100", None, None),
     }
     rows = []
     try:
-        for name, (make, repo) in makers.items():
-            refs = [(None, "record")] if name == "Zenodo" else [("main", "branch"), (None, "default branch"),
-                                                                (SHA if name != "git (ls-remote)" else None, "sha")]
-            for ref, kind in refs:
-                if kind == "sha" and ref is None:
-                    continue
+        for name, (make, repo, sha, credentials) in makers.items():
+            refs = ([(None, "record", make)] if name == "Zenodo" else
+                    [("main", "branch", make), (None, "default branch", make), (sha, "sha", make),
+                     (sha, "sha, access checks off",
+                      lambda ttl, make=make: make(ttl, check_access_for_commits=False))])
+            for ref, kind, maker in refs:
                 for mode in ("cold", "cached", "revalidated"):
-                    if kind == "sha" and mode != "cold" or (name.startswith("git") and mode == "revalidated"):
+                    if (name.startswith("git") or "off" in kind) and mode == "revalidated":
                         continue
-                    calls, median, worst = await scenario(api, n, make, repo, ref, mode)
+                    if "off" in kind and mode == "cached":
+                        continue
+                    calls, median, worst = await scenario(api, n, maker, repo, ref, mode, credentials)
                     rows.append((name, kind, mode, calls, median, worst))
     finally:
         git.stop()
+        private.stop()
         api.stop()
     print("| provider | ref | state | API requests per resolve (of them 304) | median ms | max ms |")
     print("|---|---|---|---|---|---|")
     for name, kind, mode, calls, median, worst in rows:
         shown = " or ".join(f"{c} ({m})" for c, m in calls)
         if name.startswith("git"):
-            shown = "0 (1 `git ls-remote`)" if mode == "cold" else "0"
+            shown = "0 (1 `git ls-remote`)" if mode == "cold" and "off" not in kind else "0"
         print(f"| {name} | {kind} | {mode} | {shown} | {median:.2f} | {worst:.2f} |")
 
 

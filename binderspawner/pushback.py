@@ -11,10 +11,11 @@ import hmac
 import json
 
 from jupyterhub import orm
-from jupyterhub.handlers import BaseHandler
 from tornado import web
 from traitlets import Bool
 from traitlets.config import Configurable
+
+from .apihandler import JsonApiHandler
 
 ROUTE = "/binder/git-credential"
 
@@ -81,17 +82,8 @@ def is_shared(db, orm_spawner):
                 or db.query(orm.ShareCode).filter_by(spawner_id=orm_spawner.id).first())
 
 
-class GitCredentialHandler(BaseHandler):
+class GitCredentialHandler(JsonApiHandler):
     """GET /hub/binder/git-credential, called by the helper inside a member's server."""
-
-    _accept_token_auth = True
-
-    def redirect(self, *args, **kwargs):
-        raise web.HTTPError(403, "Send the server's API token: 'Authorization: token <token>'.")
-
-    def write_error(self, status_code, **kwargs):
-        error = kwargs.get("exc_info", (None, None))[1]
-        self.finish({"message": getattr(error, "log_message", None) or self._reason})
 
     async def get(self):
         user = self.current_user

@@ -10,9 +10,10 @@ Members who join the group later are not included (share again to include them).
 import json
 
 from jupyterhub import orm
-from jupyterhub.handlers import BaseHandler
 from jupyterhub.scopes import needs_scope
 from tornado import web
+
+from .apihandler import JsonApiHandler
 
 ROUTE = r"/binder/group-shares/(?P<user_name>[^/]+)/(?P<server_name>[^/]*)"
 
@@ -22,24 +23,11 @@ def members_to_share_with(group_members, owner):
     return sorted(name for name in group_members if name != owner)
 
 
-class GroupShareHandler(BaseHandler):
+class GroupShareHandler(JsonApiHandler):
     """POST (share) and DELETE (revoke) /hub/binder/group-shares/<owner>/<server>?group=<name>.
 
     The caller needs JupyterHub's 'shares' permission on the server (config/ gives members
     'shares!user' for their own) and must be a member of the group."""
-
-    _accept_token_auth = True
-
-    def check_xsrf_cookie(self):
-        if not self.get_auth_token():  # token-authenticated API calls carry no xsrf cookie
-            super().check_xsrf_cookie()
-
-    def redirect(self, *args, **kwargs):
-        raise web.HTTPError(403, "Send an API token ('Authorization: token <token>') or log in.")
-
-    def write_error(self, status_code, **kwargs):
-        error = kwargs.get("exc_info", (None, None))[1]
-        self.finish({"status": status_code, "message": getattr(error, "log_message", None) or self._reason})
 
     def _target(self, user_name, server_name):
         owner = self.find_user(user_name)
