@@ -7,6 +7,7 @@ flow, token refresh and membership checks are oauthenticator's own.
 
 from inspect import isawaitable
 
+from jupyterhub.utils import maybe_future
 from traitlets import Bool, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
@@ -19,8 +20,8 @@ class LabAuthenticatorMixin(LoggingConfigurable):
     lab_group = Unicode(
         "lab",
         help="""JupyterHub group every admitted member is put in at login (and kept in at each
-        refresh), so members can share a server with the whole lab: POST /hub/api/shares/<you>/
-        with {"group": "lab"}. Empty: no such group.""",
+        refresh), so members can share a server with the whole lab:
+        POST /hub/binder/group-shares/<you>/<server>?group=lab. Empty: no such group.""",
     ).tag(config=True)
 
     credential_hosts = List(
@@ -84,7 +85,8 @@ class LabAuthenticatorMixin(LoggingConfigurable):
         if not isinstance(refreshed, dict):
             return refreshed
         name = refreshed.get("name", user.name)
-        if not self.allow_all and not await self.check_allowed(name, refreshed):
+        blocked = not await maybe_future(self.check_blocked_users(name, refreshed))
+        if blocked or not self.allow_all and not await maybe_future(self.check_allowed(name, refreshed)):
             self.log.warning("%s is no longer a member of the lab; a new login is needed", name)
             return False
         return self._with_lab_group(refreshed)
