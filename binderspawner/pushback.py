@@ -90,8 +90,7 @@ class GitCredentialHandler(JsonApiHandler):
         spawner = own_server(user, self.get_auth_token() or "")
         enabled = PushBack(config=self.settings.get("config")).enabled
         credentials = None
-        repo_url = ((spawner.launch_state or {}).get("fetch_url", "")
-                    if spawner is not None and hasattr(spawner, "launch_state") else "")
+        repo_url = (getattr(spawner, "launch_state", None) or {}).get("fetch_url", "")
         if spawner is not None and enabled and hasattr(self.authenticator, "member_credentials"):
             # as before a spawn: a fresh token, and still a member of the lab
             if not self.authenticator.refresh_pre_spawn or await self.refresh_auth(user, force=True):

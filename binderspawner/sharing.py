@@ -41,18 +41,17 @@ class GroupShareHandler(JsonApiHandler):
             raise web.HTTPError(404, f"You are not a member of a group {name!r}: give ?group=<one of yours>.")
         return spawner, group
 
-    @needs_scope("shares")
-    def post(self, user_name, server_name):
+    def _apply(self, user_name, server_name, change, reported_as):
         spawner, group = self._target(user_name, server_name)
         names = members_to_share_with([u.name for u in group.users], user_name)
         for name in names:
-            orm.Share.grant(self.db, spawner, orm.User.find(self.db, name))
-        self.finish(json.dumps({"group": group.name, "shared_with": names}))
+            change(self.db, spawner, orm.User.find(self.db, name))
+        self.finish(json.dumps({"group": group.name, reported_as: names}))
+
+    @needs_scope("shares")
+    def post(self, user_name, server_name):
+        self._apply(user_name, server_name, orm.Share.grant, "shared_with")
 
     @needs_scope("shares")
     def delete(self, user_name, server_name):
-        spawner, group = self._target(user_name, server_name)
-        names = members_to_share_with([u.name for u in group.users], user_name)
-        for name in names:
-            orm.Share.revoke(self.db, spawner, orm.User.find(self.db, name))
-        self.finish(json.dumps({"group": group.name, "revoked": names}))
+        self._apply(user_name, server_name, orm.Share.revoke, "revoked")

@@ -125,6 +125,14 @@ def _launch_ok(lab, user, **kwargs):
     return events
 
 
+def _alices_server(lab):
+    """Alice's running server of the private repository (launched if this test runs alone)."""
+    lab.login("alice")
+    if not lab.hub.api("GET", "/users/alice").json()["servers"]:
+        _launch_ok(lab, "alice")
+    return next(c for c in lab.hub.containers() if c.labels.get("binderspawner.repo") == lab.git.url(lab.repo))
+
+
 def test_only_lab_members_log_in(lab):
     alice = lab.login("alice")
     assert alice.get(lab.base + "/hub/home", timeout=30).ok
@@ -147,10 +155,8 @@ def test_member_launches_private_repo_with_own_token(lab):
 
 
 def test_member_without_access_is_refused_before_and_after_the_image_exists(lab, docker_client):
-    lab.login("alice")
+    _alices_server(lab)
     lab.login("bob")
-    if not lab.hub.api("GET", "/users/alice").json()["servers"]:
-        _launch_ok(lab, "alice")
     images_before = {tuple(i.tags) for i in docker_client.images.list()}
     answers = []
     # the built image, by branch and by full sha; a repository not built yet; one that does not exist
@@ -166,9 +172,7 @@ def test_member_without_access_is_refused_before_and_after_the_image_exists(lab,
 
 
 def test_member_tokens_are_stored_encrypted_and_leak_nowhere(lab, docker_client):
-    lab.login("alice")
-    if not lab.hub.api("GET", "/users/alice").json()["servers"]:
-        _launch_ok(lab, "alice")
+    container = _alices_server(lab)
     token = lab.auth_state("alice")["access_token"]
     assert token in lab.seen_tokens  # the git server was sent exactly this member's token
     needles = [t.encode() for t in lab.seen_tokens]
@@ -178,7 +182,6 @@ def test_member_tokens_are_stored_encrypted_and_leak_nowhere(lab, docker_client)
         for needle in needles:
             assert needle not in data, f"a member's token appears in {what}"
 
-    container = next(c for c in lab.hub.containers() if c.labels.get("binderspawner.repo") == lab.git.url(lab.repo))
     container.reload()
     image = docker_client.images.get(container.image.id)
     assert_clean("the container's environment", "\n".join(container.attrs["Config"]["Env"]).encode())
@@ -198,10 +201,9 @@ def test_member_tokens_are_stored_encrypted_and_leak_nowhere(lab, docker_client)
 
 
 def test_sharing_with_a_member_and_the_lab_then_revoking(lab):
-    for name in ("alice", "bob", "carol"):
+    _alices_server(lab)
+    for name in ("bob", "carol"):
         lab.login(name)
-    if not lab.hub.api("GET", "/users/alice").json()["servers"]:
-        _launch_ok(lab, "alice")
     alice = lab.token_for("alice")
 
     def bob_opens():
@@ -249,10 +251,7 @@ PUSH = ("git -c user.name=alice -c user.email=alice@lab.invalid commit -q --allo
 
 
 def test_push_back_from_own_server_only_while_unshared(lab):
-    lab.login("alice")
-    if not lab.hub.api("GET", "/users/alice").json()["servers"]:
-        _launch_ok(lab, "alice")
-    container = next(c for c in lab.hub.containers() if c.labels.get("binderspawner.repo") == lab.git.url(lab.repo))
+    container = _alices_server(lab)
     lab.git.clear_requests()
     code, output = _exec(container, PUSH)
     assert code == 0, output

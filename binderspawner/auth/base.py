@@ -93,8 +93,7 @@ class LabAuthenticatorMixin(LoggingConfigurable):
 
     def member_credentials(self, auth_state):
         """The member's TokenCredentials from auth_state, or None."""
-        token = ((auth_state or {}).get("token_response") or {}).get("access_token") or \
-            (auth_state or {}).get("access_token")
+        token = (auth_state or {}).get("access_token")  # oauthenticator keeps the current one here
         if not token or not self.pass_credentials_to_launches or not self.credential_hosts:
             return None
         return TokenCredentials(token=token, username=self.git_username, hosts=tuple(self.credential_hosts))
