@@ -21,7 +21,7 @@ sys.path.insert(0, ROOT)
 
 from binderspawner.providers import GitHubProvider, GitLabProvider, GitProvider, ZenodoProvider  # noqa: E402
 from binderspawner.providers.api import stats  # noqa: E402
-from binderspawner.speccontrol import effective_ref  # noqa: E402
+from binderspawner.launch.speccontrol import effective_ref  # noqa: E402
 from tests.support.apifixtures import ApiFixtures, fresh_provider_caches  # noqa: E402
 from binderspawner.providers import TokenCredentials  # noqa: E402
 from tests.support.githttp import GitHttpServer, static_tokens  # noqa: E402

@@ -1,7 +1,8 @@
 """binderspawner: a JupyterHub spawner that turns any JupyterHub into a private BinderHub."""
 
-from .errors import BuildFailed, LaunchError
-from .spawner import BinderSpawnerMixin, DockerBinderSpawner
+from binderspawner.errors import BuildFailed, LaunchError
+from binderspawner.dockerhost import DockerBinderSpawner
+from binderspawner.spawner import BinderSpawnerMixin
 
 __all__ = ["BinderSpawnerMixin", "BuildFailed", "DockerBinderSpawner", "KubeBinderSpawner",
            "LaunchError"]
@@ -10,7 +11,7 @@ __all__ = ["BinderSpawnerMixin", "BuildFailed", "DockerBinderSpawner", "KubeBind
 def __getattr__(name):
     # Imported on first use, so a Docker-only hub never loads the Kubernetes client.
     if name == "KubeBinderSpawner":
-        from .kubernetes import KubeBinderSpawner
+        from binderspawner.kubernetes import KubeBinderSpawner
 
         return KubeBinderSpawner
     raise AttributeError(f"module 'binderspawner' has no attribute {name!r}")

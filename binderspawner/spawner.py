@@ -15,21 +15,30 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from dockerspawner import DockerSpawner
 from traitlets import Int, List, Type, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
-from . import buildlogs, culling, form, images, metrics, pushback
-from .cleanup import CACHE_SUMMARY, ENV_BUILD_TMP, ENV_HUB_ID, ENV_HUB_PID, LABEL_HUB, HubCleanup, build_tmp_root
-from .imagecache import LaunchLog
-from .build import Builder, BuildQueue, BuildRequest, Repo2DockerBuilder
-from .policy import Resources
-from .pushback import PushBack
-from . import isolation
-from .providers import DEFAULT_PROVIDERS, RepoProvider, ResolvedRepo, detect
-from .speccontrol import SpecControl
-from .errors import LaunchError
-from .spec import KNOWN_OPTIONS, LaunchRequest, parse_launch_options
+from binderspawner import metrics
+
+from binderspawner.builders import logs as buildlogs
+
+from binderspawner.services import culling
+
+from binderspawner.web import form
+
+from binderspawner.launch import images
+
+from binderspawner.auth import pushback
+from binderspawner.services.cleanup import CACHE_SUMMARY, ENV_BUILD_TMP, ENV_HUB_ID, ENV_HUB_PID, LABEL_HUB, HubCleanup, build_tmp_root
+from binderspawner.services.imagecache import LaunchLog
+from binderspawner.builders import Builder, BuildQueue, BuildRequest, Repo2DockerBuilder
+from binderspawner.policy.resources import Resources
+from binderspawner.auth.pushback import PushBack
+from binderspawner.dockerhost import limits as isolation
+from binderspawner.providers import DEFAULT_PROVIDERS, RepoProvider, ResolvedRepo, detect
+from binderspawner.launch.speccontrol import SpecControl
+from binderspawner.errors import LaunchError
+from binderspawner.launch.options import KNOWN_OPTIONS, LaunchRequest, parse_launch_options
 
 LABEL_PREFIX = "binderspawner."
 
@@ -412,46 +421,3 @@ def _bind_gauges(lifecycle_dir):
     metrics.BUILD_QUEUE_LENGTH.set_function(queue_length)
     metrics.CACHE_IMAGES.set_function(lambda: cache("images"))
     metrics.CACHE_BYTES.set_function(lambda: cache("bytes"))
-
-
-async def _evaluated(spawner, value):
-    value = spawner._eval_if_callable(value)
-    if inspect.isawaitable(value):
-        value = await value
-    return copy.deepcopy(value or {})
-
-
-class DockerBinderSpawner(BinderSpawnerMixin, DockerSpawner):
-    """Binder launches on one Docker host."""
-
-    @default("remove")
-    def _default_remove(self):
-        return True  # a Binder server is disposable: nothing is kept after it stops
-
-    async def start(self):
-        started = await super().start()
-        isolation.limit_cpu_when_up(self, started)  # with ResourcePolicy.startup_cpu_grace only
-        return started
-
-    async def poll(self):
-        status = await super().poll()
-        if status is None:
-            await isolation.ensure_cpu_limit(self)
-        return status
-
-    async def create_object(self):
-        # Add the launch's labels and limits to what the admin configured, for this container only.
-        await isolation.check_writable_layer(self, self.resources)
-        await isolation.ensure_egress(self)  # fails closed: no rules, no container
-        configured_create, configured_host = self.extra_create_kwargs, self.extra_host_config
-        create = await _evaluated(self, configured_create)
-        host = await _evaluated(self, configured_host)
-        create.setdefault("labels", {}).update(self.launch.labels if self.launch else {})
-        create["labels"][LABEL_HUB] = self.lifecycle.hub_id  # cleanup finds this hub's containers by it
-        for key, value in isolation.docker_limits(self, create["labels"]).items():
-            host.setdefault(key, value)
-        self.extra_create_kwargs, self.extra_host_config = create, host
-        try:
-            return await super().create_object()
-        finally:
-            self.extra_create_kwargs, self.extra_host_config = configured_create, configured_host

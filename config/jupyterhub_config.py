@@ -4,7 +4,7 @@
 # Settings read from the environment are marked (env); everything else is a plain value to edit.
 import os
 
-from binderspawner.dockerhost import ensure_network
+from binderspawner.dockerhost.network import ensure_network
 
 # --- The spawner ------------------------------------------------------------------------------
 # Users launch a repository: user_options {"repo": URL, "ref": branch|tag|sha, "urlpath": path}
@@ -16,7 +16,7 @@ c.JupyterHub.spawner_class = "binder-docker"
 # /hub/badge_logo.svg, BinderHub's build API at /hub/build/<provider>/<spec>, full build logs at
 # /hub/binder/logs/<image>, and build phases on the progress page. (JupyterHub logs that
 # extra_handlers is deprecated; it still works and keeps these inside the hub's login and scopes.)
-from binderspawner.handlers import TEMPLATE_PATH, binder_handlers  # noqa: E402
+from binderspawner.web.handlers import TEMPLATE_PATH, binder_handlers  # noqa: E402
 
 c.JupyterHub.extra_handlers = binder_handlers()
 c.JupyterHub.template_paths = [TEMPLATE_PATH]
@@ -92,7 +92,7 @@ c.JupyterHub.db_url = f"sqlite:///{state}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = f"{state}/jupyterhub_cookie_secret"
 c.ConfigurableHTTPProxy.pid_file = f"{state}/jupyterhub-proxy.pid"
 
-# --- Lifecycle: idle culling, cleanup, image cache (binderspawner.culling / .cleanup) -------------
+# --- Lifecycle: idle culling, cleanup, image cache (binderspawner.services.culling / .cleanup) -------------
 # Hub side: jupyterhub-idle-culler as a managed service with the least scopes it needs.
 c.IdleCuller.timeout = 600  # seconds idle before a server is stopped
 c.IdleCuller.interval = 60  # seconds between checks

@@ -15,9 +15,9 @@ from tests.support.apifixtures import ApiFixtures
 from tests.support.gitserver import GitServer
 from tests.support.hub import Hub
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-EXAMPLES = os.path.join(os.path.dirname(HERE), "examples")
-ARTIFACTS = os.path.join(os.path.dirname(HERE), "test-artifacts")
+from tests.support import EXAMPLES, ROOT
+
+ARTIFACTS = os.path.join(ROOT, "test-artifacts")
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from jupyterhub.utils import maybe_future
 from traitlets import Bool, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from ..providers.base import TokenCredentials
+from binderspawner.providers.base import TokenCredentials
 
 
 class LabAuthenticatorMixin(LoggingConfigurable):

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from oauthenticator.github import GitHubOAuthenticator
 from traitlets import default
 
-from .base import LabAuthenticatorMixin
+from binderspawner.auth.base import LabAuthenticatorMixin
 
 
 class LabGitHubAuthenticator(LabAuthenticatorMixin, GitHubOAuthenticator):

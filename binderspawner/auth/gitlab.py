@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from oauthenticator.gitlab import GitLabOAuthenticator
 from traitlets import default
 
-from .base import LabAuthenticatorMixin
+from binderspawner.auth.base import LabAuthenticatorMixin
 
 
 class LabGitLabAuthenticator(LabAuthenticatorMixin, GitLabOAuthenticator):

@@ -6,7 +6,7 @@ the provider's tokens)."""
 from oauthenticator.generic import GenericOAuthenticator
 from traitlets import default
 
-from .base import LabAuthenticatorMixin
+from binderspawner.auth.base import LabAuthenticatorMixin
 
 
 class LabOIDCAuthenticator(LabAuthenticatorMixin, GenericOAuthenticator):

@@ -19,11 +19,11 @@ from kubernetes_asyncio.client.rest import ApiException
 from kubespawner.clients import load_config, shared_client
 from traitlets import Bool, Dict, Float, List, Unicode, default, validate
 
-from ..errors import BuildFailed, LaunchError
-from ..providers.git import GitProvider
-from ..registry import DOCKER_HUB, RegistryClient, parse_image
-from ..build.repo2docker import LOG_TAIL, Repo2DockerBuilder, relay_log_line
-from . import objects
+from binderspawner.errors import BuildFailed, LaunchError
+from binderspawner.providers.git import GitProvider
+from binderspawner.builders.registry import DOCKER_HUB, RegistryClient, parse_image
+from binderspawner.builders.repo2docker import LOG_TAIL, Repo2DockerBuilder, relay_log_line
+from binderspawner.kubernetes import objects
 
 
 class KubernetesBuilder(Repo2DockerBuilder):

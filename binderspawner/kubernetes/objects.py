@@ -8,7 +8,7 @@ import hashlib
 import re
 from typing import Optional
 
-from .. import egress
+from binderspawner.policy import egress
 
 BUILD_COMPONENT = "binderspawner-build"
 BUILD_CONTAINER = "build"
@@ -146,7 +146,7 @@ def build_pod_manifest(*, name, image, build_image, argv, env, labels=None, anno
 
 
 def server_network_policy(rules, *, name, server_label, hub_labels, hub_port):
-    """The egress NetworkPolicy of one user server: binderspawner.egress's rendering of the
+    """The egress NetworkPolicy of one user server: binderspawner.policy.egress's rendering of the
     admin's rules (c.EgressPolicy), selecting only that server's pod (pure)."""
     return egress.network_policy(
         rules, name=name, pod_selector={"matchLabels": {SERVER_LABEL: server_label}},

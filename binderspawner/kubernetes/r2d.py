@@ -9,7 +9,7 @@ import sys
 
 from repo2docker.__main__ import main
 
-from binderspawner.build.repo2docker import CONFIG_FILE
+from binderspawner.builders.repo2docker import CONFIG_FILE
 
 if __name__ == "__main__":
     sys.argv = ["repo2docker", "--config", CONFIG_FILE, *sys.argv[1:]]

@@ -15,11 +15,11 @@ from kubespawner.clients import shared_client
 from kubespawner.slugs import is_valid_label
 from traitlets import Dict, Int, default
 
-from .. import form
-from ..egress import EgressPolicy
-from ..spawner import BinderSpawnerMixin
-from . import objects
-from .builder import KubernetesBuilder
+from binderspawner.web import form
+from binderspawner.policy.egress import EgressPolicy
+from binderspawner.spawner import BinderSpawnerMixin
+from binderspawner.kubernetes import objects
+from binderspawner.kubernetes.builder import KubernetesBuilder
 
 MiB = 1024**2
 PROFILE_OPTION = "profile"

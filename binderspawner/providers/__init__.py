@@ -1,17 +1,17 @@
 """Repository sources. Each provider is one small class behind the RepoProvider interface."""
 
-from ..errors import LaunchError
-from .base import RepoProvider, RepoSource, ResolvedRepo, TokenCredentials
-from .ckan import CKANProvider
-from .dataverse import DataverseProvider
-from .doi import doi_of
-from .figshare import FigshareProvider
-from .gist import GistProvider
-from .git import GitProvider
-from .github import GitHubProvider
-from .gitlab import GitLabProvider
-from .hydroshare import HydroshareProvider
-from .zenodo import ZenodoProvider
+from binderspawner.errors import LaunchError
+from binderspawner.providers.base import RepoProvider, RepoSource, ResolvedRepo, TokenCredentials
+from binderspawner.providers.ckan import CKANProvider
+from binderspawner.providers.dataverse import DataverseProvider
+from binderspawner.providers.records import doi_of
+from binderspawner.providers.figshare import FigshareProvider
+from binderspawner.providers.gist import GistProvider
+from binderspawner.providers.git import GitProvider
+from binderspawner.providers.github import GitHubProvider
+from binderspawner.providers.gitlab import GitLabProvider
+from binderspawner.providers.hydroshare import HydroshareProvider
+from binderspawner.providers.zenodo import ZenodoProvider
 
 # The order they are tried in: specific sources first, any Git URL last.
 DEFAULT_PROVIDERS = [GitHubProvider, GitLabProvider, GistProvider, ZenodoProvider, FigshareProvider,

@@ -18,10 +18,10 @@ from urllib.parse import urlsplit
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from traitlets import Float, TraitError, Unicode, default, validate
 
-from ..errors import LaunchError
-from .base import RepoProvider
-from .git import GitProvider
-from .hosts import CheckingResolver
+from binderspawner.errors import LaunchError
+from binderspawner.providers.base import RepoProvider
+from binderspawner.providers.git import GitProvider
+from binderspawner.providers.hosts import CheckingResolver
 
 # Counters for tests and benchmarks: requests sent, and how many of them were answered 304.
 stats = collections.Counter()

@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 from traitlets import Bool, Float, List, Unicode
 from traitlets.config import LoggingConfigurable
 
-from ..errors import LaunchError
-from . import hosts
+from binderspawner.errors import LaunchError
+from binderspawner.providers import hosts
 
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$|^[0-9a-f]{64}$")
 

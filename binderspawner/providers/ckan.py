@@ -15,10 +15,10 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from traitlets import List, Unicode
 
-from ..errors import LaunchError
-from .doi import RecordProvider
-from .git import _HOSTNAME
-from .specparse import after_prefix, invalid
+from binderspawner.errors import LaunchError
+from binderspawner.providers.records import RecordProvider
+from binderspawner.providers.git import _HOSTNAME
+from binderspawner.providers.specparse import after_prefix, invalid
 
 HINT = ("Use ckan/<url-escaped dataset URL> (e.g. ckan/https%3A%2F%2Fdemo.ckan.org%2Fdataset%2Fmy-data) "
         "or a dataset URL https://<site>/dataset/<name>.")

@@ -13,10 +13,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from traitlets import Dict, List, Unicode, default
 
-from ..errors import LaunchError
-from .api import base_url
-from .doi import RecordProvider, doi_of
-from .specparse import after_prefix, invalid, path_on
+from binderspawner.errors import LaunchError
+from binderspawner.providers.api import base_url
+from binderspawner.providers.records import RecordProvider, doi_of
+from binderspawner.providers.specparse import after_prefix, invalid, path_on
 
 HINT = ("Use dataverse/<DOI> (e.g. dataverse/10.7910/DVN/TJCLKP) or "
         "https://<installation>/dataset.xhtml?persistentId=doi:<DOI>.")

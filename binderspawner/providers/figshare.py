@@ -10,8 +10,8 @@ import re
 
 from traitlets import default
 
-from .doi import RecordProvider, doi_of
-from .specparse import after_prefix, invalid, path_on
+from binderspawner.providers.records import RecordProvider, doi_of
+from binderspawner.providers.specparse import after_prefix, invalid, path_on
 
 HINT = ("Use figshare/<DOI> (e.g. figshare/10.6084/m9.figshare.9782777.v1) or "
         "https://figshare.com/articles/<type>/<title>/<id>[/<version>].")

@@ -13,12 +13,12 @@ import re
 
 from traitlets import Bool, Unicode, default, validate
 
-from ..errors import LaunchError
-from .api import Unreachable, clone_base
-from .base import RepoSource, ResolvedRepo
-from .git import FULL_SHA
-from .github import GitHubProvider
-from .specparse import OWNER, after_prefix, invalid, path_on, ref_or_none
+from binderspawner.errors import LaunchError
+from binderspawner.providers.api import Unreachable, clone_base
+from binderspawner.providers.base import RepoSource, ResolvedRepo
+from binderspawner.providers.git import FULL_SHA
+from binderspawner.providers.github import GitHubProvider
+from binderspawner.providers.specparse import OWNER, after_prefix, invalid, path_on, ref_or_none
 
 HINT = "Use gist/<user>/<gist id>[/<revision>] or https://gist.github.com/<user>/<gist id>."
 GIST_ID = re.compile(r"^[0-9A-Za-z]{1,64}$")

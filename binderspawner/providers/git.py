@@ -16,9 +16,9 @@ from urllib.parse import quote, unquote, urlsplit
 
 from traitlets import Float, List, TraitError, Unicode, validate
 
-from ..errors import LaunchError
-from ..spec import validate_ref
-from .base import FULL_SHA, RepoProvider, RepoSource, ResolvedRepo
+from binderspawner.errors import LaunchError
+from binderspawner.launch.options import validate_ref
+from binderspawner.providers.base import FULL_SHA, RepoProvider, RepoSource, ResolvedRepo
 
 SHORT_SHA = re.compile(r"^[0-9a-fA-F]{7,63}$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")

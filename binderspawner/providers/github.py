@@ -15,11 +15,11 @@ from urllib.parse import quote
 
 from traitlets import default
 
-from ..errors import LaunchError
-from .api import GitHostProvider, Unreachable
-from .base import RepoSource, ResolvedRepo
-from .git import FULL_SHA
-from .specparse import OWNER, REPO, after_prefix, invalid, path_on, ref_or_none
+from binderspawner.errors import LaunchError
+from binderspawner.providers.api import GitHostProvider, Unreachable
+from binderspawner.providers.base import RepoSource, ResolvedRepo
+from binderspawner.providers.git import FULL_SHA
+from binderspawner.providers.specparse import OWNER, REPO, after_prefix, invalid, path_on, ref_or_none
 
 HINT = "Use gh/<owner>/<repo>[/<ref>] or https://github.com/<owner>/<repo>[/tree/<ref>]."
 

@@ -17,11 +17,11 @@ from urllib.parse import quote, unquote
 
 from traitlets import default
 
-from ..errors import LaunchError
-from .api import GitHostProvider, Unreachable
-from .base import RepoSource, ResolvedRepo
-from .git import FULL_SHA
-from .specparse import after_prefix, invalid, path_on, ref_or_none
+from binderspawner.errors import LaunchError
+from binderspawner.providers.api import GitHostProvider, Unreachable
+from binderspawner.providers.base import RepoSource, ResolvedRepo
+from binderspawner.providers.git import FULL_SHA
+from binderspawner.providers.specparse import after_prefix, invalid, path_on, ref_or_none
 
 HINT = ("Use gl/<url-escaped group/project>[/<ref>] (e.g. gl/group%2Fproject/main) or "
         "https://gitlab.com/<group>/<project>[/-/tree/<ref>].")

@@ -20,7 +20,7 @@ import socket
 
 from tornado.netutil import DefaultLoopResolver, Resolver
 
-from ..errors import LaunchError
+from binderspawner.errors import LaunchError
 
 # Cloud metadata services that are not covered by the link-local / private ranges.
 METADATA_ADDRESSES = {ipaddress.ip_address("100.100.100.200"), ipaddress.ip_address("fd00:ec2::254")}

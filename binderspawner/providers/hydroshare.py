@@ -12,9 +12,9 @@ import re
 
 from traitlets import default
 
-from ..errors import LaunchError
-from .doi import RecordProvider, doi_of
-from .specparse import after_prefix, invalid, path_on
+from binderspawner.errors import LaunchError
+from binderspawner.providers.records import RecordProvider, doi_of
+from binderspawner.providers.specparse import after_prefix, invalid, path_on
 
 HINT = "Use hydroshare/<32-character resource id> or https://www.hydroshare.org/resource/<id>/."
 RESOURCE = re.compile(r"^[0-9a-f]{32}$")

@@ -3,8 +3,8 @@
 import re
 from urllib.parse import urlsplit
 
-from ..errors import LaunchError
-from ..spec import validate_ref
+from binderspawner.errors import LaunchError
+from binderspawner.launch.options import validate_ref
 
 # GitHub: owners are 1-39 letters, digits and '-'; repositories letters, digits, '.', '_', '-'.
 OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")

@@ -12,8 +12,8 @@ import re
 
 from traitlets import default
 
-from .doi import RecordProvider, doi_of
-from .specparse import after_prefix, invalid, path_on
+from binderspawner.providers.records import RecordProvider, doi_of
+from binderspawner.providers.specparse import after_prefix, invalid, path_on
 
 HINT = "Use zenodo/<DOI> (e.g. zenodo/10.5281/zenodo.3242074) or https://zenodo.org/records/<id>."
 

@@ -17,7 +17,7 @@ import uuid
 import docker
 import requests
 
-from binderspawner import firewall
+from binderspawner.dockerhost import firewall
 
 from .net import free_port
 

@@ -1,0 +1,54 @@
+"""DockerBinderSpawner: Binder launches on one Docker host (DockerSpawner runs the containers)."""
+
+import copy
+import inspect
+
+from dockerspawner import DockerSpawner
+from traitlets import default
+
+from binderspawner.dockerhost import limits as isolation
+from binderspawner.services.cleanup import LABEL_HUB
+from binderspawner.spawner import BinderSpawnerMixin
+
+
+async def _evaluated(spawner, value):
+    value = spawner._eval_if_callable(value)
+    if inspect.isawaitable(value):
+        value = await value
+    return copy.deepcopy(value or {})
+
+
+class DockerBinderSpawner(BinderSpawnerMixin, DockerSpawner):
+    """Binder launches on one Docker host."""
+
+    @default("remove")
+    def _default_remove(self):
+        return True  # a Binder server is disposable: nothing is kept after it stops
+
+    async def start(self):
+        started = await super().start()
+        isolation.limit_cpu_when_up(self, started)  # with ResourcePolicy.startup_cpu_grace only
+        return started
+
+    async def poll(self):
+        status = await super().poll()
+        if status is None:
+            await isolation.ensure_cpu_limit(self)
+        return status
+
+    async def create_object(self):
+        # Add the launch's labels and limits to what the admin configured, for this container only.
+        await isolation.check_writable_layer(self, self.resources)
+        await isolation.ensure_egress(self)  # fails closed: no rules, no container
+        configured_create, configured_host = self.extra_create_kwargs, self.extra_host_config
+        create = await _evaluated(self, configured_create)
+        host = await _evaluated(self, configured_host)
+        create.setdefault("labels", {}).update(self.launch.labels if self.launch else {})
+        create["labels"][LABEL_HUB] = self.lifecycle.hub_id  # cleanup finds this hub's containers by it
+        for key, value in isolation.docker_limits(self, create["labels"]).items():
+            host.setdefault(key, value)
+        self.extra_create_kwargs, self.extra_host_config = create, host
+        try:
+            return await super().create_object()
+        finally:
+            self.extra_create_kwargs, self.extra_host_config = configured_create, configured_host

@@ -1,0 +1,297 @@
+"""Binder's URLs on the hub: launch links, the build API, the badge and build logs.
+
+Add them in jupyterhub_config.py::
+
+    from binderspawner.web.handlers import binder_handlers, TEMPLATE_PATH
+    c.JupyterHub.extra_handlers = binder_handlers()
+    c.JupyterHub.template_paths = [TEMPLATE_PATH]   # build phases and log link on the progress page
+    c.JupyterHub.allow_named_servers = True          # one named server per launched repository
+
+They run inside the hub (JupyterHub's BaseHandler), so login, cookies, API tokens and scopes work as
+on the hub's own pages, and launches go through the hub's own spawn machinery.
+"""
+
+import asyncio
+import os
+import time
+from urllib.parse import quote, unquote
+
+from jupyterhub.handlers import BaseHandler
+from jupyterhub.scopes import needs_scope
+from jupyterhub.utils import url_path_join
+from tornado import web
+from tornado.httputil import url_concat
+from tornado.iostream import StreamClosedError
+
+from binderspawner.web import buildapi
+
+from binderspawner.builders import logs as buildlogs
+
+from binderspawner.auth import pushback
+
+from binderspawner.auth import sharing
+from binderspawner.auth import attach_member_credentials
+from binderspawner.web.badge import BADGE_SVG
+from binderspawner.errors import LaunchError
+from binderspawner.launch.links import parse_launch_path, server_name_for
+from binderspawner.providers import detect
+from binderspawner.launch.options import parse_launch_options
+
+TEMPLATE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
+TOKEN_EXPIRY = 24 * 3600  # seconds the build API's server token lives
+HEARTBEAT = 15  # seconds between keep-alive comments on a quiet event stream
+
+
+def binder_handlers():
+    """Handlers for c.JupyterHub.extra_handlers (paths are under the hub's prefix, /hub/)."""
+    return [
+        (r"/v2/(.+)", LaunchHandler),
+        (r"/build/(.+)", BuildHandler),
+        (r"/badge_logo\.svg", BadgeHandler),
+        (r"/badge\.svg", BadgeHandler),
+        (r"/binder/logs/(.+)", BuildLogHandler),
+        (pushback.ROUTE, pushback.GitCredentialHandler),
+        (sharing.ROUTE, sharing.GroupShareHandler),
+    ]
+
+
+class BinderHandler(BaseHandler):
+    route = ""
+
+    def launch_link(self):
+        """The link from the raw request path: escaped parts must stay escaped (see launchlinks)."""
+        prefix = url_path_join(self.hub.base_url, self.route) + "/"
+        path = self.request.path
+        if not path.startswith(prefix):
+            raise web.HTTPError(404)
+        return parse_launch_path(path[len(prefix):], self.request.query)
+
+    def check_repo(self, user, link):
+        """Refuse a repository this hub would refuse, before any server entry is made (no network)."""
+        spawner = user.spawner
+        if hasattr(spawner, "provider_classes"):
+            request = parse_launch_options(link.user_options)
+            detect(request.repo, [cls(parent=spawner) for cls in spawner.provider_classes])
+
+    async def named_spawner(self, user, link):
+        name = server_name_for(link)
+        if name not in user.orm_spawners:
+            await self._check_named_server_request(user, name, name)
+        return user.get_or_create_spawner(name, name, replace_failed=True)
+
+
+class LaunchHandler(BinderHandler):
+    """GET /hub/v2/<provider>/<spec>?urlpath=… : log in, start (or find) the repo's server, open it."""
+
+    route = "v2"
+
+    @web.authenticated
+    async def get(self, _path):
+        # A launch is a page the user opens, never an image or script another site embeds to make
+        # a logged-in visitor start servers (browsers say which in Sec-Fetch-Dest).
+        if self.request.headers.get("Sec-Fetch-Dest", "document") not in ("document", "iframe", "frame"):
+            raise web.HTTPError(403, "Launch links must be opened as a page.")
+        link = self.launch_link()
+        return await self._launch(user_name=self.current_user.name, link=link)
+
+    @needs_scope("servers")
+    async def _launch(self, user_name, link):
+        user = self.current_user
+        name = server_name_for(link)
+        target = user.server_url(name) + link.urlpath
+        pending_url = url_concat(
+            url_path_join(self.hub.base_url, "spawn-pending", user.escaped_name, name), {"next": target})
+        if name in user.orm_spawners:
+            spawner = user.spawners[name]
+            if spawner.ready:  # a second click: the server is running
+                return self.redirect(target)
+            if spawner.active:
+                return self.redirect(pending_url)
+        self.check_repo(user, link)
+        spawner = await self.named_spawner(user, link)
+        if spawner._spawn_future and spawner._spawn_future.done():
+            spawner._spawn_future = None
+        spawn = asyncio.ensure_future(self.spawn_single_user(user, name, name, options=link.user_options))
+        await asyncio.wait([spawn], timeout=1)
+        if spawn.done() and spawn.exception():
+            error = spawn.exception()
+            raise error if isinstance(error, web.HTTPError) else web.HTTPError(500, str(error))
+        self.redirect(pending_url)
+
+
+class BuildHandler(BinderHandler):
+    """GET /hub/build/<provider>/<spec> : BinderHub's build API as an event stream.
+
+    The caller authenticates with the hub (an API token in the Authorization header, or the login
+    cookie). It builds the image, starts the caller's named server for the repository (unless
+    ``build_only=true``) and ends with BinderHub's 'ready' event, whose ``token`` is a new API token
+    of the caller's that can only reach that one server and expires after a day.
+    """
+
+    route = "build"
+    _accept_token_auth = True  # API clients send 'Authorization: token …' (page handlers refuse it)
+
+    def redirect(self, *args, **kwargs):
+        # an API: answer 403 instead of sending an event-stream client to the login page
+        raise web.HTTPError(403, "Log in to the hub, or send an API token: 'Authorization: token <token>'.")
+
+    async def get(self, _path):
+        user = self.current_user
+        if user is None or getattr(user, "kind", "user") != "user":
+            raise web.HTTPError(403, "The build API launches servers for hub users: log in, or send "
+                                     "a user's API token: 'Authorization: token <token>'.")
+        link = self.launch_link()
+        self.check_repo(user, link)
+        return await self._build(user_name=user.name, link=link)
+
+    async def send(self, event):
+        self.write(buildapi.sse(event) if isinstance(event, dict) else event)
+        await self.flush()
+
+    @property
+    def launch_host(self):
+        return f"{self.request.protocol}://{self.request.host}{self.hub.base_url}"
+
+    @needs_scope("servers")
+    async def _build(self, user_name, link):
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
+        build_only = self.get_argument("build_only", "").lower() in ("true", "1", "yes")
+        try:
+            if build_only:
+                await self._build_only(link)
+            else:
+                await self._launch(link)
+        except StreamClosedError:
+            pass  # the client left; the build and the server go on
+        except LaunchError as e:
+            await self.send(buildapi.failed_event(str(e)))
+        self.finish()
+
+    async def _follow(self, messages, done):
+        """Relay progress messages until ``done()``; return the tracker."""
+        tracker = buildapi.PhaseTracker()
+        quiet_since = time.monotonic()
+        while True:
+            finished = done()
+            batch = messages()
+            for message in batch:
+                for event in tracker.event(message):
+                    await self.send(event)
+            if batch:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since > HEARTBEAT:
+                await self.send(": heartbeat\n\n")
+                quiet_since = time.monotonic()
+            if finished:
+                return tracker
+            await asyncio.sleep(0.2)
+
+    async def _build_only(self, link):
+        user = self.current_user
+        # As before a spawn: a fresh token, membership re-checked, then the member's own credentials.
+        if self.authenticator.refresh_pre_spawn and await self.refresh_auth(user, force=True) is None:
+            raise LaunchError("Your login has expired: log in again.", status=403)
+        await attach_member_credentials(self.authenticator, user, user.spawner)
+        reported = []
+        task = asyncio.ensure_future(user.spawner.prepare_launch(
+            options=link.user_options, report=lambda message, progress=None: reported.append(message)))
+
+        def take():
+            batch = reported[:]
+            del reported[:len(batch)]
+            return batch
+
+        await self._follow(take, task.done)
+        if task.exception():
+            raise _as_launch_error(task.exception())
+        launch = task.result()
+        await self.send(buildapi.built_only_event(
+            image=launch.image, link=link, version=launch.resolved.version, launch_host=self.launch_host))
+
+    async def _launch(self, link):
+        user = self.current_user
+        name = server_name_for(link)
+        spawner = user.spawners[name] if name in user.orm_spawners else None
+        if spawner is None or not (spawner.ready or spawner.active):
+            spawner = await self.named_spawner(user, link)
+            before = getattr(spawner, "_progress_events", None)
+            if spawner._spawn_future and spawner._spawn_future.done():
+                spawner._spawn_future = None
+            spawn = asyncio.ensure_future(
+                self.spawn_single_user(user, name, name, options=link.user_options))
+        else:  # running: straight to ready; starting: its whole progress so far, then the rest
+            before = getattr(spawner, "_progress_events", None) if spawner.ready else None
+            spawn = None
+        state = {"events": None, "seen": 0}
+
+        def take():
+            events = getattr(spawner, "_progress_events", None)
+            if events is None or events is before:
+                return []  # this launch's start() has not begun reporting yet
+            if events is not state["events"]:
+                state["events"], state["seen"] = events, 0
+            batch = events[state["seen"]:]
+            state["seen"] += len(batch)
+            return [e.get("message", "") for e in batch]
+
+        def done():
+            if spawn is not None and not spawn.done():
+                return False
+            return spawner.ready or not spawner.active
+
+        await self._follow(take, done)
+        if spawn is not None and spawn.exception():
+            raise _as_launch_error(spawn.exception())
+        if not spawner.ready:
+            error = spawner._spawn_future.exception() if spawner._spawn_future and spawner._spawn_future.done() else None
+            raise _as_launch_error(error or RuntimeError("The server stopped before it was ready."))
+        token = user.new_api_token(
+            scopes=[f"access:servers!server={user.name}/{name}"], expires_in=TOKEN_EXPIRY,
+            note=f"binderspawner build API: {link.binder_request}")
+        launch = getattr(spawner, "launch", None)
+        url = f"{self.request.protocol}://{self.request.host}{user.server_url(name)}"
+        await self.send(buildapi.ready_event(
+            url=url, token=token, image=launch.image if launch else spawner.image, link=link,
+            version=launch.resolved.version if launch else "", launch_host=self.launch_host))
+
+
+def _as_launch_error(error):
+    if isinstance(error, LaunchError):
+        return error
+    message = getattr(error, "jupyterhub_message", None) or getattr(error, "log_message", None) or str(error)
+    return LaunchError(f"The launch failed: {message}", status=500)
+
+
+class BadgeHandler(BaseHandler):
+    """The launch badge. No login: READMEs on other sites embed it."""
+
+    def get(self):
+        self.set_header("Content-Type", "image/svg+xml")
+        self.set_header("Cache-Control", "public, max-age=86400")
+        self.finish(BADGE_SVG)
+
+
+class BuildLogHandler(BaseHandler):
+    """GET /hub/binder/logs/<image>: the full build log of an image, for admins and its launchers.
+
+    Anyone else gets 404, as for an image without a log, so the names of others' images do not leak.
+    """
+
+    @web.authenticated
+    def get(self, image):
+        image = unquote(image)
+        user = self.current_user
+        if not buildlogs.STORE.may_read(image, user.name, admin=bool(getattr(user, "admin", False))):
+            raise web.HTTPError(404, f"No build log for {image} that you may read. Logs are kept in "
+                                     "memory for images launched since the hub started.")
+        log = buildlogs.STORE.get(image)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(f"# build log of {image} ({log.state})\n" + log.text())
+
+
+def log_url(base_url, image):
+    """Where the log of ``image`` is served."""
+    return url_path_join(base_url, "binder/logs", quote(image, safe="/:"))

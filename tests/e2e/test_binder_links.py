@@ -1,0 +1,313 @@
+"""Launch links, the spawn form, badges, build logs and BinderHub's build API, end to end.
+
+Real parts only: a JupyterHub of our own (tests/support/hub.py) with binderspawner's handlers and
+templates, configurable-http-proxy, the Docker engine, repo2docker, a git daemon on 127.0.0.1, and a
+real browser (Debian's chromium driven by Playwright). Screenshots go to test-artifacts/.
+"""
+
+import json
+import os
+import re
+import uuid
+from urllib.parse import quote
+
+import pytest
+import requests
+
+from binderspawner.web.buildapi import PHASES
+from tests.conftest import ARTIFACTS, EXAMPLES, serving
+from tests.support.hub import Hub
+
+EXTRA = """
+from binderspawner.web.handlers import binder_handlers, TEMPLATE_PATH
+c.JupyterHub.extra_handlers = binder_handlers()
+c.JupyterHub.template_paths = [TEMPLATE_PATH]
+c.Authenticator.admin_users = {"i7admin"}
+c.JupyterHub.load_roles.append({"name": "i7-tokens", "scopes": ["tokens"], "services": ["tests"]})
+"""
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def repos(git_server):
+    """Fresh repositories (new commits, so new images) for this module."""
+    suffix = uuid.uuid4().hex[:6]
+    names = {"browser": f"i7-browser-{suffix}", "api": f"i7-api-{suffix}"}
+    for name in names.values():
+        git_server.add_repo(name, os.path.join(EXAMPLES, "requirements"))
+    # a build that fails in a few seconds, without any network: a Dockerfile step that exits 3
+    names["failing"] = f"i7-failing-{suffix}"
+    git_server.add_repo(names["failing"], files={"Dockerfile": (
+        "FROM binderspawner-base:bookworm\n"
+        "RUN for i in 1 2 3 4 5; do echo i7-step-output-$i; done && exit 3\n")})
+    return {key: git_server.url(name) for key, name in names.items()}
+
+
+@pytest.fixture(scope="module")
+def bhub(docker_client, git_server, tmp_path_factory):
+    hub = Hub(str(tmp_path_factory.mktemp("i7hub")), extra_config=EXTRA, run_id="i7" + uuid.uuid4().hex[:6])
+    hub.image_prefix = "bstest-i7-"
+    with serving(hub, docker_client, "jupyterhub-i7.log"):
+        yield hub
+
+
+def base(hub):
+    return f"http://127.0.0.1:{hub.port}"
+
+
+def link_path(repo, ref="main"):
+    return f"v2/git/{quote(repo, safe='')}/{ref}"
+
+
+def user_token(hub, user):
+    hub.ensure_user(user)
+    r = hub.api("POST", f"/users/{user}/tokens", json={"note": "i7 tests", "expires_in": 3600,
+                                                         "scopes": [f"servers!user={user}"]})
+    r.raise_for_status()
+    return r.json()["token"]
+
+
+def read_events(response):
+    events = []
+    for line in response.iter_lines(decode_unicode=True):
+        if line and line.startswith("data:"):
+            events.append(json.loads(line[len("data:"):]))
+            if events[-1]["phase"] in ("ready", "failed"):
+                break
+    return events
+
+
+def build_api(hub, token, path, **params):
+    """GET the build API for a launch path 'v2/<provider>/<spec>'; the events to ready/failed."""
+    with requests.get(f"{base(hub)}/hub/build/{path[len('v2/'):]}", params=params, stream=True, timeout=600,
+                      headers={"Authorization": f"token {token}"}) as r:
+        assert r.status_code == 200, r.text
+        assert r.headers["Content-Type"].startswith("text/event-stream")
+        return read_events(r)
+
+
+def assert_in_order(phases):
+    seen = [p for i, p in enumerate(phases) if i == 0 or phases[i - 1] != p]
+    ranks = [PHASES.index(p) for p in seen]
+    assert ranks == sorted(ranks), f"phases out of order: {seen}"
+
+
+# --- the build API ------------------------------------------------------------------------------
+
+def test_build_api_streams_phases_and_ready_token_reaches_only_that_server(bhub, repos):
+    token = user_token(bhub, "dave")
+    path = link_path(repos["api"])
+    events = build_api(bhub, token, path)
+    phases = [e["phase"] for e in events]
+    assert phases[-1] == "ready", events[-5:]
+    assert_in_order(phases)
+    assert {"waiting", "fetching", "building", "built", "launching", "ready"} <= set(phases)
+    assert any("pip install" in e["message"] for e in events if e["phase"] == "building")
+    ready = events[-1]
+    for key in ("url", "token", "image", "repo_url", "binder_ref_url", "binder_launch_host",
+                "binder_request", "binder_persistent_request"):
+        assert ready[key], key
+    assert ready["repo_url"] == repos["api"]
+    assert ready["binder_request"] == path
+    assert re.fullmatch(r"v2/git/.+/[0-9a-f]{40}", ready["binder_persistent_request"])
+    assert ready["binder_launch_host"] == f"{base(bhub)}/hub/"
+    assert re.fullmatch(rf"{base(bhub)}/user/dave/b-i7-api-[a-z0-9-]+/", ready["url"])
+    assert ready["token"] != token and ready["token"] != bhub.token
+
+    auth = {"Authorization": f"token {ready['token']}"}
+    status = requests.get(ready["url"] + "api/status", headers=auth, timeout=30)
+    assert status.status_code == 200, status.text
+    assert "kernels" in status.json()
+    # the token reaches that one server only: not the hub's API, not another user's anything
+    assert requests.get(f"{base(bhub)}/hub/api/users", headers=auth, timeout=30).status_code == 403
+    assert requests.get(f"{base(bhub)}/hub/api/users/erin", headers=auth, timeout=30).status_code in (403, 404)
+
+    # a second request while it runs: straight to ready, same server, nothing built
+    again = build_api(bhub, token, path)
+    assert [e["phase"] for e in again] == ["ready"]
+    assert again[0]["url"] == ready["url"] and again[0]["token"] != ready["token"]
+
+
+def test_build_only_builds_without_launching(bhub, repos):
+    token = user_token(bhub, "erin")
+    events = build_api(bhub, token, link_path(repos["api"]), build_only="true")
+    assert events[-1]["phase"] == "ready" and "token" not in events[-1] and "url" not in events[-1]
+    assert events[-1]["imageName"].startswith(bhub.image_prefix)
+    assert_in_order([e["phase"] for e in events])
+    assert bhub.api("GET", "/users/erin").json()["servers"] == {}, "build_only started a server"
+
+
+def test_build_api_refuses_strangers_and_bad_links(bhub, repos):
+    r = requests.get(f"{base(bhub)}/hub/build/{link_path(repos['api'])[3:]}", timeout=30,
+                     allow_redirects=False)
+    assert r.status_code == 403
+    token = user_token(bhub, "frank")
+    bad = link_path("https://not-allowed.example.org/x.git")
+    r = requests.get(f"{base(bhub)}/hub/build/{bad[3:]}", headers={"Authorization": f"token {token}"},
+                     timeout=30)
+    assert r.status_code == 400 and "allowed hosts" in r.text
+    assert bhub.api("GET", "/users/frank").json()["servers"] == {}
+
+
+def test_badge_is_served_without_login(bhub):
+    for name in ("badge_logo.svg", "badge.svg"):
+        r = requests.get(f"{base(bhub)}/hub/{name}", timeout=30)
+        assert r.status_code == 200 and r.headers["Content-Type"] == "image/svg+xml"
+        assert r.text.startswith("<svg") and "launch" in r.text
+
+
+# --- a real browser --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def shot(page, name):
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    page.screenshot(path=os.path.join(ARTIFACTS, f"i7-{name}.png"), full_page=True)
+
+
+def login(page, hub, user, next_url):
+    page.goto(next_url)
+    page.wait_for_url(re.compile(r".*/hub/login.*"))
+    page.fill("#username_input", user)
+    page.fill("#password_input", "any")
+    page.click("#login_submit")
+
+
+def test_launch_link_in_a_browser(bhub, repos, browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    script_errors = []
+    page.on("pageerror", lambda error: script_errors.append((page.url, str(error))))
+    link = f"{base(bhub)}/hub/{link_path(repos['browser'])}?labpath=index.ipynb"
+    try:
+        login(page, bhub, "carol", link)
+        page.wait_for_url(re.compile(r".*/hub/spawn-pending/carol/b-i7-browser-.*"), timeout=60_000)
+        page.wait_for_function("window._jupyterhub_page_loaded === true")
+        assert not script_errors, script_errors
+        assert page.locator("#stop-server-btn").count() == 1
+        assert re.search(r'stop_named_server\("carol", "b-i7-browser-[a-z0-9-]+"', page.content())
+        # build log lines appear on the waiting page, with the phases and a link to the full log
+        page.wait_for_selector("#progress-log .progress-log-event:has-text('[building]')", timeout=300_000)
+        assert page.locator("#progress-details").get_attribute("open") is not None
+        shot(page, "1-building")
+        log_href = page.locator("#binder-log-link a").get_attribute("href")
+        assert "/hub/binder/logs/bstest-i7-" in log_href
+        # then JupyterLab, with the notebook open
+        page.wait_for_url(re.compile(r".*/user/carol/b-i7-browser-[a-z0-9-]+/lab/tree/index\.ipynb.*"),
+                          timeout=600_000)
+        page.wait_for_selector(".jp-NotebookPanel .jp-MarkdownCell:has-text('A requirements.txt repository')",
+                               timeout=120_000)
+        page.wait_for_selector(".jp-mod-current:has-text('index.ipynb'), "
+                               ".lm-TabBar-tab.lm-mod-current:has-text('index.ipynb')", timeout=60_000)
+        shot(page, "2-jupyterlab")
+
+        # the full build log, for carol; not for someone who did not launch it
+        log = page.request.get(f"{base(bhub)}{log_href}")
+        assert log.status == 200 and "[building]" in log.text() and "pip install" in log.text()
+
+        # a second click on the link opens the running server without a new spawn
+        visited = []
+        page.on("framenavigated", lambda frame: visited.append(frame.url))
+        page.goto(link)
+        page.wait_for_url(re.compile(r".*/user/carol/b-i7-browser-.*/lab/tree/index\.ipynb.*"))
+        assert not any("spawn-pending" in url for url in visited), visited
+        servers = bhub.api("GET", "/users/carol").json()["servers"]
+        assert len(servers) == 1 and next(iter(servers)).startswith("b-i7-browser-")
+
+        # the build API with the login cookie (as a same-origin EventSource would call it)
+        stream = page.request.get(f"{base(bhub)}/hub/build/{link_path(repos['browser'])[3:]}")
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        events = [json.loads(line[5:]) for line in stream.text().splitlines() if line.startswith("data:")]
+        assert events[-1]["phase"] == "ready" and events[-1]["url"].endswith(f"/user/carol/{next(iter(servers))}/")
+
+        # embedded in another page as an image, a launch link starts nothing
+        embedded = page.request.get(f"{base(bhub)}/hub/{link_path(repos['api'])}",
+                                    headers={"Sec-Fetch-Dest": "image"}, max_redirects=0)
+        assert embedded.status == 403
+        assert len(bhub.api("GET", "/users/carol").json()["servers"]) == 1
+    finally:
+        shot(page, "3-last")
+        context.close()
+
+    other = browser.new_context()
+    page = other.new_page()
+    login(page, bhub, "mallory", f"{base(bhub)}/hub/home")
+    page.wait_for_url(re.compile(r".*/hub/(home|spawn).*"))
+    assert page.request.get(f"{base(bhub)}{log_href}").status == 404
+    other.close()
+    admin = browser.new_context()
+    page = admin.new_page()
+    login(page, bhub, "i7admin", f"{base(bhub)}/hub/home")
+    page.wait_for_url(re.compile(r".*/hub/(home|spawn).*"))
+    assert page.request.get(f"{base(bhub)}{log_href}").status == 200
+    admin.close()
+
+
+def test_failed_build_shows_the_end_of_the_log_and_links_the_full_log(bhub, repos, browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        login(page, bhub, "hank", f"{base(bhub)}/hub/{link_path(repos['failing'])}")
+        page.wait_for_url(re.compile(r".*/hub/spawn-pending/hank/.*"), timeout=60_000)
+        failure = page.locator("#binder-failure")
+        failure.wait_for(state="visible", timeout=300_000)
+        text = failure.inner_text()
+        assert "Last lines of the build log" in text and "i7-step-output-5" in text, text
+        assert page.locator("#progress-bar.bg-danger").count() == 1
+        shot(page, "7-failed-build")
+        log = page.request.get(base(bhub) + page.locator("#binder-log-link a").get_attribute("href"))
+        assert log.status == 200
+        assert "(failed)" in log.text() and "i7-step-output-1" in log.text() and "[failed]" in log.text()
+    finally:
+        context.close()
+
+
+def test_spawn_form_shows_field_errors_and_starts_nothing(bhub, repos, browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        login(page, bhub, "gina", f"{base(bhub)}/hub/spawn")
+        page.wait_for_url(re.compile(r".*/hub/spawn.*"))
+        # snippets follow what is typed
+        page.fill("#binder-repo", repos["browser"])
+        page.fill("#binder-urlpath", "lab/tree/index.ipynb")
+        page.click("#binder-share summary")
+        markdown = page.input_value("#binder-md")
+        assert "/hub/badge_logo.svg)](http://127.0.0.1" in markdown
+        assert f"/hub/v2/git/{quote(repos['browser'], safe='')}/HEAD?urlpath=lab/tree/index.ipynb" in markdown
+        assert ":target: " in page.input_value("#binder-rst") and "<a href=" in page.input_value("#binder-html")
+        shot(page, "4-form-snippets")
+
+        # not a URL: refused in the browser, next to the field
+        page.fill("#binder-repo", "not a url")
+        page.click("#spawn_form button[type=submit], #spawn_form input[type=submit]")
+        error = page.locator("#binder-repo-error")
+        error.wait_for(state="visible")
+        assert "not a repository URL" in error.inner_text()
+        shot(page, "5-form-client-error")
+
+        # a host this hub does not allow: refused by the server, shown next to the field, typed
+        # values kept
+        page.fill("#binder-repo", "https://not-allowed.example.org/x.git")
+        page.fill("#binder-ref", "main")
+        page.click("#spawn_form button[type=submit], #spawn_form input[type=submit]")
+        page.wait_for_load_state()
+        shot(page, "6-form-server-error")
+        error = page.locator("#binder-repo-error")
+        error.wait_for(state="visible")
+        assert "allowed hosts" in error.inner_text()
+        assert page.input_value("#binder-repo") == "https://not-allowed.example.org/x.git"
+        assert page.input_value("#binder-ref") == "main"
+    finally:
+        context.close()
+    assert bhub.api("GET", "/users/gina").json()["servers"] == {}, "a refused form started a server"
+    assert not [c for c in bhub.containers() if "gina" in c.name]
