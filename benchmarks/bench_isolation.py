@@ -93,7 +93,8 @@ def docker_update_cpu(client, container_name, cpus=0.5):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", "--launches", type=int, default=8, help="cached launches per hub (default 8)")
     parser.add_argument("--json", help="also write the raw figures to this file")
     args = parser.parse_args(argv)
@@ -126,13 +127,15 @@ def main(argv=None):
                 series[name]["ready"].append(result["ready"])
                 series[name]["started"].append(hub.container_started_after(result))
                 if name == "late":  # the hub applies the limit once the server is up
-                    (container,) = [c for c in hub.containers() if "JUPYTERHUB_USER=cached" in c.attrs["Config"]["Env"]]
+                    (container,) = [c for c in hub.containers()
+                                    if "JUPYTERHUB_USER=cached" in c.attrs["Config"]["Env"]]
                     while client.api.inspect_container(container.id)["HostConfig"]["CpuQuota"] != 50_000:
                         assert time.perf_counter() - result["t0"] < 60, "CPU limit not applied"
                         time.sleep(0.05)
                     series[name].setdefault("limited_after", []).append(time.perf_counter() - result["t0"])
                 if name == "none":
-                    (container,) = [c for c in hub.containers() if "JUPYTERHUB_USER=cached" in c.attrs["Config"]["Env"]]
+                    (container,) = [c for c in hub.containers()
+                                    if "JUPYTERHUB_USER=cached" in c.attrs["Config"]["Env"]]
                     took, quota = docker_update_cpu(client, container.name)
                     assert quota == 50_000, quota
                     updates.append(took)
@@ -194,7 +197,7 @@ def markdown(report):
         f"(max {max(report['docker_update']) * 1000:.0f} ms); a busy loop then got "
         f"{median(s['none'].get('busy_cpu_after_update', [])):.2f} CPU",
         "- raw POST-to-ready times: " + "; ".join(f"{k}: {', '.join(f'{x:.2f}' for x in v['ready'])}"
-                                                   for k, v in s.items()),
+                                                  for k, v in s.items()),
         f"- {report['machine']['date']}, {report['machine']['nproc']} cores, load average "
         f"{tuple(round(x, 2) for x in report['machine']['loadavg_start'])} -> "
         f"{tuple(round(x, 2) for x in report['machine']['loadavg_end'])}; total {report['total_seconds'] / 60:.1f} min; "

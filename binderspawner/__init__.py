@@ -15,4 +15,6 @@ def __getattr__(name):
 
         return KubeBinderSpawner
     raise AttributeError(f"module 'binderspawner' has no attribute {name!r}")
+
+
 __version__ = "0.1.0"

@@ -110,7 +110,9 @@ class BinderSpawnerMixin(LoggingConfigurable):
         MappingKernelManager.cull_idle_timeout). 0 keeps idle kernels.""",
     ).tag(config=True)
 
-    kernel_cull_interval = Int(60, help="Seconds between two checks for idle kernels inside a server.").tag(config=True)
+    kernel_cull_interval = Int(
+    60, help="Seconds between two checks for idle kernels inside a server.").tag(
+        config=True)
 
     shutdown_no_activity_timeout = Int(
         900,
@@ -224,7 +226,8 @@ class BinderSpawnerMixin(LoggingConfigurable):
         """The member's token if every place resolving and building ``source`` sends it is one of
         the hosts that issued it; else None (the launch goes anonymous or with the hub's token)."""
         credentials = self.member_credentials
-        if credentials is not None and all(credentials.covers(url) for url in provider.credential_urls(source)):
+        if credentials is not None and all(credentials.covers(url)
+                                           for url in provider.credential_urls(source)):
             return credentials
         return None
 
@@ -248,7 +251,7 @@ class BinderSpawnerMixin(LoggingConfigurable):
         # exists: who may not read the repository gets the same 404 as for a missing one.
         resolved = await provider.resolve(source, ref, credentials=credentials)
         launch = Launch(request, resolved, images.image_reference(self.image_prefix, source.slug,
-                                                                   resolved.version))
+                                                                  resolved.version))
         _report(f"{resolved.resolved_from} is at {resolved.version[:12]}; image {launch.image}", 10)
 
         builder = self.builder_class(parent=self)

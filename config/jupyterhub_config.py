@@ -6,6 +6,8 @@ import os
 
 from binderspawner.dockerhost.network import ensure_network
 
+c = get_config()  # noqa: F821 (JupyterHub provides get_config in config files)
+
 # --- The spawner ------------------------------------------------------------------------------
 # Users launch a repository: user_options {"repo": URL, "ref": branch|tag|sha, "urlpath": path}
 # through the REST API, or the form at /hub/spawn.

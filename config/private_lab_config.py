@@ -23,12 +23,18 @@ c.LabGitHubAuthenticator.allowed_organizations = {
     os.environ.get("BINDERSPAWNER_LAB_TEAM", "FILL-IN-org:FILL-IN-team")  # FILL IN (env)
 }
 c.Authenticator.allow_all = False
-c.Authenticator.admin_users = set(filter(None, os.environ.get("BINDERSPAWNER_ADMINS", "").split(",")))  # (env)
+c.Authenticator.admin_users = set(
+    filter(
+        None,
+        os.environ.get(
+            "BINDERSPAWNER_ADMINS",
+             "").split(",")))  # (env)
 # Members' tokens are kept in the hub's database encrypted with JUPYTERHUB_CRYPT_KEY (required,
 # in the environment) and refreshed, with membership checked again, before every launch. A member
 # removed from the team cannot launch on an old login.
 if not os.environ.get("JUPYTERHUB_CRYPT_KEY"):
-    raise SystemExit("Set JUPYTERHUB_CRYPT_KEY (e.g. $(openssl rand -hex 32)): members' tokens are stored encrypted.")
+    raise SystemExit(
+        "Set JUPYTERHUB_CRYPT_KEY (e.g. $(openssl rand -hex 32)): members' tokens are stored encrypted.")
 # Every member is put in this JupyterHub group, to share servers with the whole lab.
 c.LabGitHubAuthenticator.lab_group = "lab"
 

@@ -171,12 +171,13 @@ class Repo2DockerBuilder(Builder):
         def push():
             errors = []
             for record in self.docker_client().images.push(repository, tag, auth_config=auth,
-                                                          stream=True, decode=True):
+                                                           stream=True, decode=True):
                 if record.get("error"):
                     errors.append(str(record["error"]))
                 elif record.get("status") in ("Pushed", "Layer already exists") or "digest" in str(
                         record.get("status", "")):
-                    loop.call_soon_threadsafe(emit, "pushing", f"{record.get('id', '')} {record['status']}".strip())
+                    loop.call_soon_threadsafe(
+    emit, "pushing", f"{record.get('id', '')} {record['status']}".strip())
             return errors
 
         loop = asyncio.get_running_loop()

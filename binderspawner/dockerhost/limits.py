@@ -107,9 +107,7 @@ def resources_for(spawner):
     return launch or base_resources(spawner)
 
 
-
 # --- the CPU limit, applied once the server is up (ResourcePolicy.startup_cpu_grace) -----------------
-
 CPU_LABEL = "binderspawner.cpu_limit"  # the limit still to apply to a container started without it
 
 

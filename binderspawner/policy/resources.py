@@ -316,7 +316,8 @@ class ResourcePolicy(LoggingConfigurable):
         out = {}
         for name, settings in proposal.value.items():
             if not _SIZE_NAME.match(str(name)):
-                raise ValueError(f"ResourcePolicy.sizes: {name!r} is not a valid size name (letters, digits, . _ -)")
+                raise ValueError(
+                    f"ResourcePolicy.sizes: {name!r} is not a valid size name (letters, digits, . _ -)")
             out[str(name)] = normalize_settings(settings, f"ResourcePolicy.sizes[{name!r}]")
         return out
 
@@ -368,7 +369,9 @@ class ResourcePolicy(LoggingConfigurable):
                 "a matching SpecControl.spec_config entry")
         except ValueError as e:
             self.log.error("Bad resource setting: %s", e)
-            raise LaunchError(f"The hub is misconfigured: {e}. The hub admin must fix it.", status=500) from None
+            raise LaunchError(
+    f"The hub is misconfigured: {e}. The hub admin must fix it.",
+     status=500) from None
         return resolve_resources(
             base,
             cap=ResourceCap(self.max_cpu_limit or None, self.max_mem_limit or None),

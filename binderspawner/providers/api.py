@@ -140,7 +140,9 @@ class ApiProvider(RepoProvider):
         if entry is None or entry[0] is not loop:
             resolver = CheckingResolver(allowed=allowed,
                                         setting=f"{type(self).__name__}.allowed_private_hosts")
-            entry = ApiProvider._clients[key] = (loop, AsyncHTTPClient(force_instance=True, resolver=resolver))
+            entry = ApiProvider._clients[key] = (
+    loop, AsyncHTTPClient(
+        force_instance=True, resolver=resolver))
         return entry[1]
 
     def credential_urls(self, source):

@@ -79,7 +79,8 @@ class CKANProvider(RecordProvider):
         if activity is not None and not NAME.match(activity):
             raise invalid(repo, f"{activity!r} is not a CKAN activity id", HINT)
         netloc = parts.netloc.lower()
-        canonical = f"{parts.scheme}://{netloc}{site}/dataset/{name}" + (f"/history/{activity}" if activity else "")
+        canonical = f"{parts.scheme}://{netloc}{site}/dataset/{name}" + \
+            (f"/history/{activity}" if activity else "")
         return self.record(f"{self.prefix}/{quote(canonical, safe='')}", canonical,
                            f"{netloc}{site}/dataset/{name}", f"CKAN dataset {name} on {parts.hostname}")
 

@@ -21,7 +21,8 @@ from binderspawner.launch.options import validate_ref
 from binderspawner.providers.base import FULL_SHA, RepoProvider, RepoSource, ResolvedRepo
 
 SHORT_SHA = re.compile(r"^[0-9a-fA-F]{7,63}$")
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
 _PATH = re.compile(r"^/[A-Za-z0-9._~%+@/-]*$")
 
 

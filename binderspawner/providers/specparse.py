@@ -29,7 +29,8 @@ def path_on(repo, base):
         port, home_port = parts.port, home.port
     except ValueError:
         return None
-    if parts.scheme.lower() not in ("http", "https") or (parts.hostname or "") != (home.hostname or "").lower():
+    if parts.scheme.lower() not in ("http", "https") or (
+        parts.hostname or "") != (home.hostname or "").lower():
         return None
     if port != home_port and not (port is None or home_port is None):
         return None

@@ -65,7 +65,10 @@ class HubCleanup(Configurable):
     def _default_dir(self):
         return os.path.abspath("binderspawner")
 
-    interval = Float(300, help="Seconds between two cleanup passes (one runs when the hub starts).").tag(config=True)
+    interval = Float(
+    300,
+    help="Seconds between two cleanup passes (one runs when the hub starts).").tag(
+        config=True)
     image_cache_budget = Unicode("50G", help="""Disk the built images may use ('500M', '50G', '1T'),
         counted as the bytes only they use (shared base layers are not counted). Least recently
         launched images are removed beyond it.""").tag(config=True)
@@ -167,7 +170,8 @@ def remove_build_scratch(hub_id, lifecycle_dir, min_age=60):
     root = build_tmp_root(lifecycle_dir)
     if not os.path.isdir(root):
         return []
-    live = {os.path.realpath(env[ENV_BUILD_TMP]) for env in our_builds(hub_id).values() if ENV_BUILD_TMP in env}
+    live = {os.path.realpath(env[ENV_BUILD_TMP])
+            for env in our_builds(hub_id).values() if ENV_BUILD_TMP in env}
     removed = []
     for name in os.listdir(root):
         path = os.path.realpath(os.path.join(root, name))

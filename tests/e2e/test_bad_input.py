@@ -3,6 +3,7 @@ built, and nothing left behind (no server, no container, no image)."""
 
 import pytest
 
+
 def run_images(hub, git_server):
     """Images built from this run's git server (other sessions may build on the same engine)."""
     marker = f"127-0-0-1-{git_server.port}-"

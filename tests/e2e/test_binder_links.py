@@ -63,7 +63,7 @@ def link_path(repo, ref="main"):
 def user_token(hub, user):
     hub.ensure_user(user)
     r = hub.api("POST", f"/users/{user}/tokens", json={"note": "i7 tests", "expires_in": 3600,
-                                                         "scopes": [f"servers!user={user}"]})
+                                                       "scopes": [f"servers!user={user}"]})
     r.raise_for_status()
     return r.json()["token"]
 
@@ -121,7 +121,12 @@ def test_build_api_streams_phases_and_ready_token_reaches_only_that_server(bhub,
     assert "kernels" in status.json()
     # the token reaches that one server only: not the hub's API, not another user's anything
     assert requests.get(f"{base(bhub)}/hub/api/users", headers=auth, timeout=30).status_code == 403
-    assert requests.get(f"{base(bhub)}/hub/api/users/erin", headers=auth, timeout=30).status_code in (403, 404)
+    assert requests.get(
+    f"{base(bhub)}/hub/api/users/erin",
+    headers=auth,
+    timeout=30).status_code in (
+        403,
+         404)
 
     # a second request while it runs: straight to ready, same server, nothing built
     again = build_api(bhub, token, path)
@@ -227,7 +232,8 @@ def test_launch_link_in_a_browser(bhub, repos, browser):
         stream = page.request.get(f"{base(bhub)}/hub/build/{link_path(repos['browser'])[3:]}")
         assert stream.headers["content-type"].startswith("text/event-stream")
         events = [json.loads(line[5:]) for line in stream.text().splitlines() if line.startswith("data:")]
-        assert events[-1]["phase"] == "ready" and events[-1]["url"].endswith(f"/user/carol/{next(iter(servers))}/")
+        assert events[-1]["phase"] == "ready" and events[-1]["url"].endswith(
+            f"/user/carol/{next(iter(servers))}/")
 
         # embedded in another page as an image, a launch link starts nothing
         embedded = page.request.get(f"{base(bhub)}/hub/{link_path(repos['api'])}",
@@ -284,7 +290,8 @@ def test_spawn_form_shows_field_errors_and_starts_nothing(bhub, repos, browser):
         markdown = page.input_value("#binder-md")
         assert "/hub/badge_logo.svg)](http://127.0.0.1" in markdown
         assert f"/hub/v2/git/{quote(repos['browser'], safe='')}/HEAD?urlpath=lab/tree/index.ipynb" in markdown
-        assert ":target: " in page.input_value("#binder-rst") and "<a href=" in page.input_value("#binder-html")
+        assert ":target: " in page.input_value(
+            "#binder-rst") and "<a href=" in page.input_value("#binder-html")
         shot(page, "4-form-snippets")
 
         # not a URL: refused in the browser, next to the field

@@ -14,7 +14,8 @@ def messages(events):
 
 
 def assert_ready(events):
-    assert events and events[-1].get("ready"), "spawn did not become ready:\n" + "\n".join(messages(events)[-30:])
+    assert events and events[-1].get("ready"), "spawn did not become ready:\n" + \
+                                     "\n".join(messages(events)[-30:])
 
 
 def builds_of(hub, image):

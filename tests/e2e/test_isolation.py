@@ -190,7 +190,8 @@ def iso_hub(docker_client, git_server, tmp_path_factory):
 
 def ready(hub, user, options):
     r, events = hub.launch(user, options)
-    assert events and events[-1].get("ready"), (r.status_code, r.text, [e.get("message") for e in events][-20:])
+    assert events and events[-1].get("ready"), (r.status_code, r.text,
+                                                [e.get("message") for e in events][-20:])
     return events
 
 
@@ -320,7 +321,8 @@ def test_egress_rules(iso_hub, server, control, standins):
         assert "No route to host" in seen[denied], (denied, seen)  # REJECT icmp-admin-prohibited
     # Docker's own DNS for the network works too
     names = server.exec_run(["getent", "hosts", server.name])
-    assert names.exit_code == 0 and server.attrs["NetworkSettings"]["Networks"][iso_hub.network]["IPAddress"] in names.output.decode()
+    assert names.exit_code == 0 and server.attrs["NetworkSettings"]["Networks"][iso_hub.network]["IPAddress"] in names.output.decode(
+    )
     # the hub API answers the server's own token
     api = server.exec_run(["sh", "-c", 'python3 -c "import os, urllib.request as u; '
                            "r = u.Request(os.environ['JUPYTERHUB_API_URL'] + '/user', headers={'Authorization': "

@@ -191,7 +191,7 @@ cleanup.configure(c)
     wait_for(lambda: not our_builds(hub_id), 60, "the orphaned build to be killed")
     assert not servers(hub, "builder") and not servers(hub, "lonely")
     wait_for(lambda: {c.name for c in hub.containers()} == {c.name for u in users[:3]
-                                                             for c in containers_of(hub, u)},
+                                                            for c in containers_of(hub, u)},
              60, "orphaned containers (lonely, ghost) to be removed")
     with pytest.raises(docker.errors.NotFound):
         ghost.reload()
@@ -220,13 +220,16 @@ cleanup.configure(c)
     hub.stop_server("metrics")
     # ... and of one that has to be built (a Dockerfile on top of the image above: no network)
     name = f"onlayer-{hub.run_id}"
-    git_server.add_repo(name, files={"Dockerfile": f"FROM {base_image}\nRUN echo {hub.run_id} > /tmp/marker\n"})
+    git_server.add_repo(
+    name, files={
+        "Dockerfile": f"FROM {base_image}\nRUN echo {hub.run_id} > /tmp/marker\n"})
     before = {k: _metric_key(hub, k) for k in [
         ("binderspawner_builds_started_total",),
         ("binderspawner_build_duration_seconds_count", "success"),
         ("binderspawner_launches_total", "built")]}
     ready(hub.launch("metrics", {"repo": git_server.url(name)})[1])
-    assert metric(hub, "binderspawner_builds_started_total") == before[("binderspawner_builds_started_total",)] + 1
+    assert metric(hub, "binderspawner_builds_started_total") == before[(
+        "binderspawner_builds_started_total",)] + 1
     assert metric(hub, "binderspawner_build_duration_seconds_count", status="success") == (
         before[("binderspawner_build_duration_seconds_count", "success")] + 1)
     assert metric(hub, "binderspawner_launches_total", image="built", status="success") == (
@@ -253,7 +256,10 @@ def _metric_key(hub, key):
     name, *value = key
     labels = {}
     if value:
-        labels = {"status": value[0]} if "build_duration" in name else {"image": value[0], "status": "success"}
+        labels = {
+    "status": value[0]} if "build_duration" in name else {
+        "image": value[0],
+         "status": "success"}
     return metric(hub, name, **labels)
 
 

@@ -130,7 +130,8 @@ def _alices_server(lab):
     lab.login("alice")
     if not lab.hub.api("GET", "/users/alice").json()["servers"]:
         _launch_ok(lab, "alice")
-    return next(c for c in lab.hub.containers() if c.labels.get("binderspawner.repo") == lab.git.url(lab.repo))
+    return next(c for c in lab.hub.containers() if c.labels.get(
+        "binderspawner.repo") == lab.git.url(lab.repo))
 
 
 def test_only_lab_members_log_in(lab):
@@ -234,7 +235,8 @@ def test_sharing_with_a_member_and_the_lab_then_revoking(lab):
     assert bob_opens() == 403 and carol_opens() == 403
     # not a group of hers, and not her server: refused
     assert lab.as_user(alice, "POST", "/hub/binder/group-shares/alice/?group=visitors").status_code == 404
-    assert lab.as_user(lab.token_for("bob"), "POST", "/hub/binder/group-shares/alice/?group=lab").status_code in (403, 404)
+    assert lab.as_user(lab.token_for("bob"), "POST",
+                       "/hub/binder/group-shares/alice/?group=lab").status_code in (403, 404)
     # bob cannot share alice's server onward
     r = lab.as_user(lab.token_for("bob"), "POST", "/hub/api/shares/alice/", json={"user": "carol"})
     assert r.status_code in (403, 404)
@@ -275,7 +277,11 @@ def test_token_is_refreshed_before_a_launch(lab):
     lab.login("dave")
     old = lab.auth_state("dave")["access_token"]
     lab.oidc.expire_access_token(old)
-    assert requests.get(lab.oidc.url("/me"), headers={"Authorization": f"Bearer {old}"}, timeout=10).status_code == 401
+    assert requests.get(
+    lab.oidc.url("/me"),
+    headers={
+        "Authorization": f"Bearer {old}"},
+         timeout=10).status_code == 401
     _launch_ok(lab, "dave")
     new = lab.auth_state("dave")["access_token"]
     assert new != old and new in lab.seen_tokens

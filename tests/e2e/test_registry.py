@@ -105,7 +105,8 @@ def _remove(client, image):
 
 
 def test_parse_image():
-    assert parse_image("127.0.0.1:5000/binder/repo-1a2b:abc").reference == "127.0.0.1:5000/binder/repo-1a2b:abc"
+    assert parse_image(
+        "127.0.0.1:5000/binder/repo-1a2b:abc").reference == "127.0.0.1:5000/binder/repo-1a2b:abc"
     assert parse_image("registry.example.org/binder/x:1").repository == "binder/x"
     assert parse_image("localhost/x").tag == "latest"
     hub = parse_image("binder-repo-1a2b:abc")

@@ -64,7 +64,8 @@ def test_doi_of(text, doi):
     ("doi:10.7910/DVN/TJCLKP", "dataverse/10.7910/DVN/TJCLKP"),
     ("dataverse/10.1234/OTHER", "dataverse/10.1234/OTHER"),
     ("ckan/http%3A%2F%2F127.0.0.1%2Fdataset%2Fsample", "ckan/http%3A%2F%2F127.0.0.1%2Fdataset%2Fsample"),
-    ("http://127.0.0.1/dataset/sample?activity_id=act1", "ckan/http%3A%2F%2F127.0.0.1%2Fdataset%2Fsample%2Fhistory%2Fact1"),
+    ("http://127.0.0.1/dataset/sample?activity_id=act1",
+     "ckan/http%3A%2F%2F127.0.0.1%2Fdataset%2Fsample%2Fhistory%2Fact1"),
 ])
 def test_detect_and_round_trip(api, repo, spec):
     all_providers = [*providers(api).values(), GitProvider()]
@@ -127,7 +128,8 @@ async def test_dataverse_known_prefix_and_doi_resolver(api):
     api.state.dataverse["10.7910/DVN/TJCLKP"] = (3323458, 2, 1)
     resolved = await resolve(api, "dataverse/10.7910/DVN/TJCLKP")
     assert resolved.version == "3323458.v2.1"
-    assert resolved.source.fetch_url == api.url("/dataverse/dataset.xhtml?persistentId=doi:10.7910/DVN/TJCLKP")
+    assert resolved.source.fetch_url == api.url(
+        "/dataverse/dataset.xhtml?persistentId=doi:10.7910/DVN/TJCLKP")
     assert api.calls("/doi") == []  # a known prefix needs no DOI lookup
     api.state.dataverse["10.1234/OTHER"] = (7, 1, 0)
     api.state.dois["10.1234/OTHER"] = api.url("/dataverse/citation?persistentId=doi:10.1234/OTHER")
@@ -171,7 +173,8 @@ def test_content_providers_follow_the_configured_providers(api):
     spawner = BinderSpawnerMixin()
     builder = Repo2DockerBuilder(parent=spawner)
     assert builder.content_providers == ["Git", "Zenodo", "Figshare", "Hydroshare", "Dataverse", "CKAN"]
-    assert Repo2DockerBuilder(parent=BinderSpawnerMixin(provider_classes=[GitProvider])).content_providers == ["Git"]
+    assert Repo2DockerBuilder(parent=BinderSpawnerMixin(
+        provider_classes=[GitProvider])).content_providers == ["Git"]
     zenodo = providers(api)["zenodo"].parse("zenodo/10.5281/zenodo.1")
     assert builder.content_providers_for(zenodo) == ["Zenodo"]  # one per build: Git would take anything
     with pytest.raises(BuildFailed) as info:

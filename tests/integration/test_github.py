@@ -133,7 +133,8 @@ async def test_full_sha_is_checked_once_then_revalidated(api):
     assert len(calls) == 2 and "If-None-Match" not in calls[0][2] and "If-None-Match" in calls[1][2]
     with pytest.raises(LaunchError) as info:
         await resolve(p, "gh/org/missing", SHA)
-    assert info.value.status_code == 404 and "not found on GitHub, or you do not have access" in str(info.value)
+    assert info.value.status_code == 404 and "not found on GitHub, or you do not have access" in str(
+        info.value)
 
 
 async def test_full_sha_needs_no_call_when_access_checks_are_off(api):

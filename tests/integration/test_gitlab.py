@@ -41,7 +41,8 @@ async def resolve(provider, repo, ref=None):
     ("gl/group%2Fsub%2Fproject/feature/x", "gl/group%2Fsub%2Fproject/feature/x", "feature/x"),
     ("https://gitlab.lab.example/group/sub/project", "gl/group%2Fsub%2Fproject", None),
     ("https://gitlab.lab.example/group/sub/project.git", "gl/group%2Fsub%2Fproject", None),
-    ("https://gitlab.lab.example/group/sub/project/-/tree/feature/x", "gl/group%2Fsub%2Fproject/feature/x", "feature/x"),
+    ("https://gitlab.lab.example/group/sub/project/-/tree/feature/x",
+     "gl/group%2Fsub%2Fproject/feature/x", "feature/x"),
     ("https://gitlab.lab.example/group/sub/project/-/commit/2222222", "gl/group%2Fsub%2Fproject/2222222", "2222222"),
 ])
 def test_forms_and_round_trip(api, repo, spec, ref):

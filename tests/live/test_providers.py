@@ -41,5 +41,6 @@ async def test_live_gist():
     fresh_provider_caches()
     with urllib.request.urlopen("https://api.github.com/gists/public?per_page=1", timeout=30) as r:
         gist = json.load(r)[0]
-    provider, source = detect(f"gist/{gist['owner']['login']}/{gist['id']}", [cls() for cls in DEFAULT_PROVIDERS])
+    provider, source = detect(f"gist/{gist['owner']['login']}/{gist['id']}",
+                              [cls() for cls in DEFAULT_PROVIDERS])
     assert len((await provider.resolve(source, None)).version) == 40

@@ -181,7 +181,8 @@ class DataverseDataset(Handler):
         dataset = self.state.dataverse.get(doi)
         if dataset is None:
             self.set_status(404)
-            return self.finish({"status": "ERROR", "message": f"Dataset with Persistent ID doi:{doi} not found."})
+            return self.finish(
+                {"status": "ERROR", "message": f"Dataset with Persistent ID doi:{doi} not found."})
         dataset_id, major, minor = dataset
         return self.conditional({"status": "OK", "data": {
             "id": dataset_id, "persistentUrl": f"https://doi.org/{doi}",
@@ -206,7 +207,8 @@ class CkanPackage(Handler):
         modified = self.state.ckan.get(name)
         if modified is None:
             self.set_status(404)
-            return self.finish({"success": False, "error": {"message": "Not found", "__type": "Not Found Error"}})
+            return self.finish({"success": False, "error": {
+                               "message": "Not found", "__type": "Not Found Error"}})
         return self.conditional({"success": True, "result": {"name": name, "id": "c0ffee",
                                                              "metadata_modified": modified}})
 

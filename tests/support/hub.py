@@ -147,7 +147,8 @@ class Hub:
 
     def api(self, method, path, **kwargs):
         headers = {"Authorization": f"token {self.token}", **kwargs.pop("headers", {})}
-        return requests.request(method, self.api_url(path), headers=headers, timeout=kwargs.pop("timeout", 60), **kwargs)
+        return requests.request(method, self.api_url(path), headers=headers,
+                                timeout=kwargs.pop("timeout", 60), **kwargs)
 
     def ensure_user(self, name):
         r = self.api("GET", f"/users/{name}")

@@ -213,7 +213,6 @@ class FakeKubeAPI:
         await response.write_eof()
         return response
 
-
     # secrets ---------------------------------------------------------------------------------
 
     async def create_secret(self, request):

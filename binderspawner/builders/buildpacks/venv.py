@@ -51,7 +51,8 @@ class VenvBuildPack(BaseImage):
         scripts.append(("root", f"echo {shlex.quote(profile)} > /etc/profile.d/00-binderspawner-venv.sh"))
         scripts.append(("root", f"python3 -m venv {VENV} && chown -R ${{NB_USER}}:${{NB_USER}} {VENV}"))
         requirements = " ".join(shlex.quote(r) for r in self.server_requirements)
-        scripts.append(("${NB_USER}", f"{VENV}/bin/pip install --no-cache-dir --disable-pip-version-check {requirements}"))
+        scripts.append(
+    ("${NB_USER}", f"{VENV}/bin/pip install --no-cache-dir --disable-pip-version-check {requirements}"))
         return scripts
 
     def _requirements(self):
@@ -85,10 +86,14 @@ class VenvBuildPack(BaseImage):
             )
             scripts.insert(0, ("root", f"python3 -c {shlex.quote(check)}"))
         elif name is not None and name != "python":
-            scripts.insert(0, ("root", f"echo {shlex.quote(f'runtime.txt asks for {name}, which this hub cannot build: only Python is available.')} >&2 && exit 1"))
+            scripts.insert(
+    0,
+    ("root",
+     f"echo {shlex.quote(f'runtime.txt asks for {name}, which this hub cannot build: only Python is available.')} >&2 && exit 1"))
         path, local = self._requirements()
         if path and not local:
-            scripts.append(("${NB_USER}", f"{VENV}/bin/pip install --no-cache-dir --disable-pip-version-check -r {shlex.quote(path)}"))
+            scripts.append(
+    ("${NB_USER}", f"{VENV}/bin/pip install --no-cache-dir --disable-pip-version-check -r {shlex.quote(path)}"))
         return scripts
 
     @lru_cache
@@ -96,7 +101,8 @@ class VenvBuildPack(BaseImage):
         scripts = list(super().get_assemble_scripts())
         path, local = self._requirements()
         if path and local:
-            scripts.append(("${NB_USER}", f"{VENV}/bin/pip install --no-cache-dir --disable-pip-version-check -r {shlex.quote(path)}"))
+            scripts.append(
+    ("${NB_USER}", f"{VENV}/bin/pip install --no-cache-dir --disable-pip-version-check -r {shlex.quote(path)}"))
         return scripts
 
 

@@ -267,7 +267,8 @@ async def test_profiles_set_node_selector_tolerations_and_sizes(spawner):
     pod = await user_pod(spawner)
     validate(pod)
     assert pod["spec"]["nodeSelector"] == {"accelerator": "nvidia"}
-    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["spec"]["tolerations"]
+    assert {"key": "nvidia.com/gpu", "operator": "Exists",
+            "effect": "NoSchedule"} in pod["spec"]["tolerations"]
     resources = pod["spec"]["containers"][0]["resources"]
     assert resources["limits"]["memory"] == 8 * 1024**3 and resources["requests"]["memory"] == 4 * 1024**3
     html = spawner.options_form(spawner)
@@ -300,7 +301,8 @@ async def test_admin_egress_rules_reach_the_policy(spawner):
     policy = spawner.get_network_policy_manifest()
     validate(policy)
     egress = policy["spec"]["egress"]
-    assert {"to": [{"ipBlock": {"cidr": "10.1.2.3/32"}}], "ports": [{"protocol": "TCP", "port": 5432}]} in egress
+    assert {"to": [{"ipBlock": {"cidr": "10.1.2.3/32"}}],
+            "ports": [{"protocol": "TCP", "port": 5432}]} in egress
     assert not any({"protocol": "TCP", "port": 9418} in rule.get("ports", []) for rule in egress)
 
 

@@ -165,4 +165,3 @@ def test_never_a_launch_error_for_sensible_input():
             assert_valid(image_reference("binder-", slug, SHA))
         except LaunchError as e:  # pragma: no cover - reported as the failure
             pytest.fail(f"{slug!r}: {e}")
-

@@ -17,7 +17,7 @@ from binderspawner.web import form
 from binderspawner.errors import LaunchError
 from binderspawner.providers import DEFAULT_PROVIDERS, detect
 from binderspawner.launch.links import (PROVIDERS, badge_snippets, launch_path, parse_launch_path,
-                                       server_name_for)
+                                        server_name_for)
 from binderspawner.launch.options import parse_launch_options
 
 SERVER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}$")

@@ -163,7 +163,7 @@ def test_repo_with_spaces_or_control_characters(repo):
 
 
 @pytest.mark.parametrize("char", list(SHELL_META) + [" ", "\t", "\n", "\\", "'", '"', "*", "?", "[",
-                                                      "~", "^", ":", "{", "}", "!", "#", "\x00", "é"])
+                                                     "~", "^", ":", "{", "}", "!", "#", "\x00", "é"])
 def test_ref_with_shell_metacharacters_or_whitespace(char):
     ref = f"main{char}rm -rf" if char.strip() else f"main{char}x"
     error = launch_error(validate_ref, ref)

@@ -32,7 +32,8 @@ def test_conflicting_refs_are_refused():
 
 def test_git_and_record_specs():
     url = "git://127.0.0.1:9418/requirements.git"
-    assert launch_spec(GitProvider().parse(url), "main") == "git/git%3A%2F%2F127.0.0.1%3A9418%2Frequirements.git/main"
+    assert launch_spec(GitProvider().parse(url),
+                       "main") == "git/git%3A%2F%2F127.0.0.1%3A9418%2Frequirements.git/main"
     record = ZenodoProvider().parse("10.5281/zenodo.5")
     assert launch_spec(record, None) == "zenodo/10.5281/zenodo.5"
 

@@ -269,7 +269,8 @@ def test_iptables_rendering():
     inp = [" ".join(spec) for spec in r.input]
     assert fwd[0] == inp[0] == f"-m comment --comment binderspawner:rules:{r.digest}"
     assert fwd[1] == "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"
-    assert fwd[2].startswith("-d 169.254.169.254/32 ") and fwd[2].endswith("-j REJECT --reject-with icmp-admin-prohibited")
+    assert fwd[2].startswith(
+        "-d 169.254.169.254/32 ") and fwd[2].endswith("-j REJECT --reject-with icmp-admin-prohibited")
     assert "-p udp --dport 53 -m comment --comment binderspawner:dns -j RETURN" in fwd
     assert "-p tcp -m multiport --dports 80,443 -m comment --comment binderspawner:web -j RETURN" in fwd
     assert fwd.index("-p tcp --dport 9418 -m comment --comment binderspawner:git -j RETURN") > fwd.index(
@@ -346,7 +347,10 @@ def test_network_policy_with_admin_rules():
         egress.rule("no-lab-net", "deny", "198.51.100.0/24"),
         egress.rule("all-udp", "allow", "0.0.0.0/0", "udp"),
     ], remove=["git"])
-    manifest = egress.network_policy(rules, hub_port=8000, pod_selector={"matchLabels": {"app": "jupyterhub"}})
+    manifest = egress.network_policy(
+    rules, hub_port=8000, pod_selector={
+        "matchLabels": {
+            "app": "jupyterhub"}})
     kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
     egress_rules = manifest["spec"]["egress"]
     assert egress_rules[0] == {"to": [{"ipBlock": {"cidr": "10.1.2.3/32"}}],
@@ -360,5 +364,6 @@ def test_network_policy_with_admin_rules():
 
 
 def test_an_allow_shadowed_by_an_earlier_deny_is_left_out():
-    rules = (egress.rule("no-10", "deny", "10.0.0.0/8"), egress.rule("db", "allow", "10.1.2.3/32", "tcp", (5432,)))
+    rules = (egress.rule("no-10", "deny", "10.0.0.0/8"),
+             egress.rule("db", "allow", "10.1.2.3/32", "tcp", (5432,)))
     assert egress.network_policy(rules)["spec"]["egress"] == []

@@ -53,7 +53,8 @@ def test_detect_raises_only_launch_errors_that_name_the_input(repo):
 
 
 owners = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9-]{0,10}\Z")
-names = st.from_regex(r"\A[A-Za-z0-9_-][A-Za-z0-9._-]{0,10}\Z").filter(lambda n: n not in (".", "..") and not n.endswith(".git"))
+names = st.from_regex(
+    r"\A[A-Za-z0-9_-][A-Za-z0-9._-]{0,10}\Z").filter(lambda n: n not in (".", "..") and not n.endswith(".git"))
 refs = st.one_of(st.none(), st.from_regex(r"\A[A-Za-z0-9_][A-Za-z0-9._/+@-]{0,15}\Z")).filter(
     lambda r: r is None or _valid_ref(r))
 
@@ -74,7 +75,8 @@ canonical_specs = st.one_of(
     st.builds(lambda o, n, r: with_ref(f"gh/{o}/{n}", r), owners, names, refs),
     st.builds(lambda g, n, r: with_ref(f"gl/{quote(g + '/' + n, safe='')}", r),
               *[names.filter(lambda n: not n.startswith("-"))] * 2, refs),
-    st.builds(lambda o, i, r: with_ref(f"gist/{o}/{i}", r), owners, st.from_regex(r"\A[0-9a-f]{6,32}\Z"), refs),
+    st.builds(lambda o, i, r: with_ref(f"gist/{o}/{i}", r),
+              owners, st.from_regex(r"\A[0-9a-f]{6,32}\Z"), refs),
     st.builds(lambda h, n, r: with_ref(f"git/{quote(f'https://{h}.example.org/{n}.git', safe='')}", r),
               st.from_regex(r"\A[a-z0-9]{1,10}\Z"), names, refs),
     st.builds(lambda i: f"zenodo/10.5281/zenodo.{i}", st.integers(1, 10**9)),

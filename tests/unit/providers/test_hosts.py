@@ -33,7 +33,8 @@ def test_allow_list_by_pattern_or_network():
 
 
 def test_refusal_names_host_address_and_setting():
-    error = refusal("evil.example", ["93.184.216.34", "169.254.169.254"], setting="CKANProvider.allowed_private_hosts")
+    error = refusal("evil.example", ["93.184.216.34", "169.254.169.254"],
+                    setting="CKANProvider.allowed_private_hosts")
     assert error.status_code == 403 and error.field == "repo"
     assert "evil.example" in error.message and "169.254.169.254" in error.message
     assert "c.CKANProvider.allowed_private_hosts = ['evil.example']" in error.message
@@ -59,6 +60,7 @@ async def test_git_provider_refuses_loopback_unless_listed(git_server):
     wildcard = GitProvider(allowed_hosts=["127.0.0.*"])  # a pattern admits the URL, not the address
     with pytest.raises(LaunchError):
         await wildcard.resolve(wildcard.parse(url), None)
-    for allowed in (GitProvider(allowed_hosts=["127.0.0.1"]), GitProvider(allowed_private_hosts=["127.0.0.1"])):
+    for allowed in (GitProvider(allowed_hosts=["127.0.0.1"]),
+                    GitProvider(allowed_private_hosts=["127.0.0.1"])):
         resolved = await allowed.resolve(allowed.parse(url), None)
         assert len(resolved.version) == 40

@@ -24,7 +24,8 @@ def test_culler_service_has_least_scopes_and_settings():
     assert "--remove-named-servers=true" not in service["command"]
     (role,) = c.JupyterHub.load_roles.get_value([])  # appended to whatever the hub has
     assert c.JupyterHub.services.get_value([]) == [service]
-    assert sorted(role["scopes"]) == sorted(["list:users", "read:users:activity", "read:servers", "delete:servers"])
+    assert sorted(role["scopes"]) == sorted(
+        ["list:users", "read:users:activity", "read:servers", "delete:servers"])
     assert role["services"] == [service["name"]]
 
 
