@@ -210,7 +210,8 @@ class Repo2DockerBuilder(Builder):
         # The clone (and its submodules) may use only the transports users may launch from.
         env = git_environment(GitProvider(config=self.config).allowed_schemes)
         env["BINDERSPAWNER_R2D_SETTINGS"] = json.dumps(settings)
-        for name in ("DOCKER_HOST", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "DOCKER_CONFIG"):
+        # PYTHONPATH: repo2docker loads this package's config file and must import the same package.
+        for name in ("DOCKER_HOST", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "DOCKER_CONFIG", "PYTHONPATH"):
             if name in os.environ:
                 env[name] = os.environ[name]
         env.update(request.env)
