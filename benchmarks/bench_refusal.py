@@ -97,7 +97,8 @@ async def main(rounds):
         cols = list(zip(*rows))
         print(f"| {name} | " + " | ".join(f"{statistics.median(c):.3f} ({max(c):.3f})" for c in cols) + " |")
     worst = max(r[1] for r in figures["refused"])
-    print(f"\nclone to refusal, worst round: {worst:.3f} s (target < 2 s): {'met' if worst < 2 else 'MISSED'}")
+    print(
+        f"\nclone to refusal, worst round: {worst:.3f} s (target < 2 s): {'met' if worst < 2 else 'MISSED'}")
     return 0 if worst < 2 else 1
 
 

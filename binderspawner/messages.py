@@ -69,7 +69,8 @@ _BUILDKIT_NOISE = re.compile(
     r"naming to|exporting|writing image|preparing |extracting )|^#\d+ \S+ (?:load |transferring )")
 _BUILDKIT_PREFIX = re.compile(r"^#\d+ \d+(?:\.\d+)? ")
 _PIP_MISSING = (re.compile(r"No matching distribution found for ([^\s;]+)"),
-                re.compile(r"Because ([A-Za-z0-9._-]+)(?:[<>=!~][^ ]*)? was not found in the package registry"))
+                re.compile(r"Because ([A-Za-z0-9._-]+)(?:[<>=!~][^ ]*)? was not found in the "
+                           r"package registry"))
 _APT_MISSING = re.compile(r"E: Unable to locate package (\S+)")
 
 

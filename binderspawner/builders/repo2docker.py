@@ -40,10 +40,10 @@ class Repo2DockerBuilder(Builder):
     ).tag(config=True)
 
     base_image = Unicode(
-        help="""Base image for repositories without a Dockerfile.
-
-        Defaults to 'binderspawner-base:bookworm' (built by scripts/provision.sh) for the venv
-        buildpacks, and to repo2docker's own default for repo2docker's buildpacks.""",
+        help="""Base image for the kinds handed to repo2docker's own buildpacks (R, Julia, nix,
+        conda, with buildpacks='repo2docker'); '' means repo2docker's default. The hub's own
+        buildpacks take the image of the repository's Python from python_base_images, and use
+        this one only for builds without a checked clone (e.g. data records).""",
     ).tag(config=True)
 
     @default("base_image")

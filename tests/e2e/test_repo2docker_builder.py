@@ -368,7 +368,8 @@ async def test_build_streams_the_log_and_reports_the_image(tmp_path, served):
     assert events.index(("building", "Step 1/2")) + 1 == events.index(("building", "Step 2/2"))
     assert events[-1] == ("built", f"Built image {IMAGE}")
     recorded = json.loads(record.read_text())
-    assert recorded["argv"][-1] != url and not os.path.exists(recorded["argv"][-1])  # the hub's checkout, removed
+    checkout = recorded["argv"][-1]
+    assert checkout != url and not os.path.exists(checkout)  # the hub's checkout, removed afterwards
     assert json.loads(recorded["settings"])["buildpacks"] == "venv"
 
 

@@ -148,7 +148,8 @@ async def build(builder, request):
 
 
 async def test_build_hands_repo2docker_the_checkout_and_the_decision(git_server, tmp_path):
-    url, sha = new_repo(git_server, {"binder/requirements.txt": "numpy\n", "binder/runtime.txt": "python-3.13\n",
+    url, sha = new_repo(git_server, {"binder/requirements.txt": "numpy\n",
+                                     "binder/runtime.txt": "python-3.13\n",
                                      "setup.py": "", "requirement.txt": ""})
     scratch = tmp_path / "scratch"
     scratch.mkdir()

@@ -42,8 +42,11 @@ ORDER = ["dockerfile", "julia", "nix", "r", "conda", "pipfile", "python"]  # rep
 CONTENT = {"Pipfile.lock": "{}", "Pipfile": "", "requirements.txt": "numpy\n"}
 
 
+COMBINATIONS = [c for n in (1, 2, 3) for c in itertools.combinations(sorted(KIND_FILES), n)]
+
+
 @pytest.mark.parametrize("base", ["", "binder/", ".binder/"])
-@pytest.mark.parametrize("names", [c for n in (1, 2, 3) for c in itertools.combinations(sorted(KIND_FILES), n)])
+@pytest.mark.parametrize("names", COMBINATIONS)
 def test_the_first_kind_in_repo2dockers_order_wins(names, base):
     files = {base + n: CONTENT.get(n, "") for n in names}
     expected = min((KIND_FILES[n] for n in names), key=ORDER.index)
@@ -83,10 +86,12 @@ def test_empty_binder_directory_still_overrides_the_root():
 
 def test_dockerfile_wins_and_the_rest_is_named_as_ignored():
     env = decide(repo({"Dockerfile": "FROM x", "requirements.txt": "", "apt.txt": "sudo rm",
-                       "postBuild": "", "environment.yml": "", "setup.py": "", "runtime.txt": "python-2.7"}), HUB)
+                       "postBuild": "", "environment.yml": "", "setup.py": "",
+                       "runtime.txt": "python-2.7"}), HUB)
     assert env.kind == "dockerfile" and env.python is None
     ignored = {w.split(" is ignored")[0] for w in env.warnings}
-    assert ignored == {"requirements.txt", "apt.txt", "postBuild", "environment.yml", "setup.py", "runtime.txt"}
+    assert ignored == {"requirements.txt", "apt.txt",
+                       "postBuild", "environment.yml", "setup.py", "runtime.txt"}
 
 
 @pytest.mark.parametrize("files, install", [
@@ -124,7 +129,7 @@ def test_requirements3_is_named_as_ignored():
 
 @pytest.mark.parametrize("name, right", [("requirement.txt", "requirements.txt"), ("Requirements.txt",
                          "requirements.txt"), ("postbuild", "postBuild"), ("binder/start.sh", "start"),
-                         ("Apt.txt", "apt.txt"), ("environment.YML", "environment.yml")])
+                                         ("Apt.txt", "apt.txt"), ("environment.YML", "environment.yml")])
 def test_names_repo2docker_does_not_read_are_warned_about(name, right):
     files = {name: "", "binder/x": ""} if name.startswith("binder/") else {name: ""}
     env = decide(RepoFiles({}, frozenset({"binder"}) if "binder/" in name else frozenset(),
@@ -181,7 +186,8 @@ def test_runtime_txt_picks_the_version(runtime, version):
 
 
 def test_binder_runtime_txt_is_read_there():
-    assert decide(repo({"binder/runtime.txt": "python-3.14", "runtime.txt": "python-3.13"}), HUB).python == "3.14"
+    assert decide(repo({"binder/runtime.txt": "python-3.14",
+                  "runtime.txt": "python-3.13"}), HUB).python == "3.14"
 
 
 @pytest.mark.parametrize("runtime", ["python-3.10", "python-3.12", "python-3.9.7"])
