@@ -107,14 +107,13 @@ def decide(repo, policy):
         else (None, None, None)
     kind = detect_kind(repo, binder, runtime, has)
     warnings += ignored_files(repo, binder, kind, has, at)
+    if kind != "dockerfile" and has("apt.txt"):
+        check_apt(repo.files[at("apt.txt")], at("apt.txt"))
     if kind in OTHER_KINDS or kind == "julia-require":
         return _other_kind(kind, binder, policy, repo, at, warnings, runtime[0])
     if kind != "dockerfile":
-        for name in ("install.R",):
-            if has(name):
-                raise EnvironmentRefused(messages.R_INSTALL_WITHOUT_R.format(file=at(name)))
-        if has("apt.txt"):
-            check_apt(repo.files[at("apt.txt")], at("apt.txt"))
+        if has("install.R"):
+            raise EnvironmentRefused(messages.R_INSTALL_WITHOUT_R.format(file=at("install.R")))
     if kind == "dockerfile":
         return Environment("dockerfile", "venv", binder, warnings=tuple(warnings))
 

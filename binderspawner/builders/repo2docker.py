@@ -60,6 +60,17 @@ class Repo2DockerBuilder(Builder):
         scripts/provision.sh builds the default images from Debian suites.""",
     ).tag(config=True)
 
+    @validate("python_base_images")
+    def _base_images_valid(self, proposal):
+        for version, image in proposal.value.items():
+            if not re.fullmatch(r"\d+\.\d+", str(version)) or not isinstance(image, str) or not image:
+                raise TraitError(f"Repo2DockerBuilder.python_base_images: {version!r}: {image!r} is not "
+                                 "a 'major.minor': 'image' pair.")
+        if self.default_python not in proposal.value:
+            raise TraitError(f"Repo2DockerBuilder.python_base_images has no image for default_python "
+                             f"{self.default_python!r}; add one or change default_python.")
+        return proposal.value
+
     default_python = Unicode(
         "3.11",
         help="""Python version (a key of python_base_images) for repositories that pin none.""",

@@ -324,3 +324,7 @@ def test_index_lines_in_included_files_are_checked():
 def test_indexes_of_ignored_requirements_are_not_checked():
     env = decide(repo({"Dockerfile": "FROM x", "requirements.txt": "-i https://evil/\n"}), HUB)
     assert env.kind == "dockerfile"
+
+
+def test_apt_txt_is_checked_for_kinds_handed_to_repo2docker_too():
+    assert refused({"environment.yml": "", "apt.txt": "sudo x\n"}, R2D).startswith("apt.txt line 1")
