@@ -46,6 +46,8 @@ FILE_UNREADABLE = "{file} cannot be read: {problem}. Fix the file and launch aga
 FILE_LINK_OUTSIDE = ("{file} is a symbolic link to a file outside the repository. Replace the link "
                      "with the file itself.")
 FILE_TOO_LARGE = "{file} is larger than {limit} bytes. Environment files must be small."
+ENVIRONMENT_INTERNAL = ("The hub could not work out what {repo} needs: this is a fault of the hub, "
+                        "not of the repository. Tell the hub admin (the hub's log has the details).")
 # -- warnings shown on the progress page; the build goes on
 IGNORED_ROOT_FILE = ("{file} is ignored: the repository has a '{binder}' directory, and repo2docker "
                      "then reads the environment files only from there.")

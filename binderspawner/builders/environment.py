@@ -293,7 +293,8 @@ def pipfile_python(repo, at, policy):
             lock = json.loads(repo.files[at("Pipfile.lock")])
         except ValueError as e:
             raise EnvironmentRefused(messages.FILE_UNREADABLE.format(file=at("Pipfile.lock"), problem=e))
-        requires = lock.get("_meta", {}).get("requires", {}) if isinstance(lock, dict) else {}
+        meta = lock.get("_meta") if isinstance(lock, dict) else None
+        requires = meta.get("requires", {}) if isinstance(meta, dict) else {}
         found = _requires_version(requires, at("Pipfile.lock"))
     if found is None and repo.has(at("Pipfile")):
         try:
@@ -327,9 +328,8 @@ def _requires_version(requires, path):
 
 
 def requires_python(repo):
-    pyproject = _pyproject(repo)
-    spec = (pyproject or {}).get("project", {}).get("requires-python") if isinstance(
-        (pyproject or {}).get("project"), dict) else None
+    project = (_pyproject(repo) or {}).get("project")
+    spec = project.get("requires-python") if isinstance(project, dict) else None
     if not spec:
         return None
     try:

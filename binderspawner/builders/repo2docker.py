@@ -264,6 +264,9 @@ class Repo2DockerBuilder(Builder):
             environment = decide(checkouts.read_repo_files(checkout), self.policy())
         except EnvironmentRefused as e:
             raise RepositoryRefused(str(e))
+        except Exception:  # a bug of ours: logged for the admin, never relayed as a traceback
+            self.log.exception("Deciding the environment of %s failed", source.display_name)
+            raise BuildFailed(messages.ENVIRONMENT_INTERNAL.format(repo=source.display_name))
         for warning in environment.warnings:
             emit("warning", f"Warning: {warning}")
         return environment

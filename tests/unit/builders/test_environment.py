@@ -4,6 +4,8 @@ binderspawner/builders/environment.py."""
 import itertools
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from binderspawner.builders.environment import (EnvironmentRefused, Policy, RepoFiles, check_apt,
                                                 check_indexes, decide, parse_runtime)
@@ -328,3 +330,28 @@ def test_indexes_of_ignored_requirements_are_not_checked():
 
 def test_apt_txt_is_checked_for_kinds_handed_to_repo2docker_too():
     assert refused({"environment.yml": "", "apt.txt": "sudo x\n"}, R2D).startswith("apt.txt line 1")
+
+
+# whatever the files hold, the answer is a decision or a refusal for the user ---------------------------
+
+NAMES = ["runtime.txt", "binder/runtime.txt", "Pipfile", "Pipfile.lock", "pyproject.toml", "setup.py",
+         "requirements.txt", "apt.txt", "binder/apt.txt", "environment.yml", "install.R", "DESCRIPTION",
+         "Dockerfile", ".binder/requirements.txt", "binder/more.txt"]
+TEXT = st.one_of(st.text(max_size=60), st.sampled_from([
+    "python-3.13", "python-3.10", "r-4.3-2024-01-01", '{"_meta": []}', '{"_meta": {"requires": 3}}', "[]",
+    '[project]\nrequires-python = 3\n', '[project]\nrequires-python = ">=4"\n', "project = 1\n",
+    '[requires]\npython_version = 3.11\n', "requires = 'x'\n", "-r more.txt\n", "-r ../../x\n",
+    "--index-url\n", "-i\n"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(NAMES), TEXT, max_size=6), st.booleans(), st.booleans())
+def test_any_files_give_a_decision_or_a_refusal(files, newer, r2d):
+    policy = Policy(VERSIONS, nearest_newer_python=newer, buildpacks="repo2docker" if r2d else "venv")
+    try:
+        env = decide(repo(files), policy)
+    except EnvironmentRefused as e:
+        assert str(e) and "Traceback" not in str(e)
+        return
+    assert env.kind in ("dockerfile", "python", "pipfile", "julia", "nix", "r", "conda")
+    assert env.python is None or env.python in VERSIONS
