@@ -72,7 +72,8 @@ _BUILDKIT_NOISE = re.compile(
 _BUILDKIT_PREFIX = re.compile(r"^#\d+ \d+(?:\.\d+)? ")
 _PIP_MISSING = (re.compile(r"No matching distribution found for ([^\s;]+)"),
                 re.compile(r"Because ([A-Za-z0-9._-]+)(?:[<>=!~][^ ]*)? was not found in the "
-                           r"package registry"))
+                           r"package registry"),
+                re.compile(r"Because there is no version of ([A-Za-z0-9._-]+(?:[<>=!~]=?[^ ]*)?)"))
 _APT_MISSING = re.compile(r"E: Unable to locate package (\S+)")
 
 
@@ -92,7 +93,7 @@ def explain_build_log(lines, requirements=None):
     for pattern in _PIP_MISSING:
         found = pattern.search(text)
         if found:
-            return PIP_NO_PACKAGE.format(package=found.group(1), file=requirements or "requirements")
+            return PIP_NO_PACKAGE.format(package=found.group(1), file=requirements or "the repository's requirements")
     found = _APT_MISSING.search(text)
     if found:
         return APT_NO_PACKAGE.format(package=found.group(1))

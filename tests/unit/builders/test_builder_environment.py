@@ -89,3 +89,14 @@ def test_failure_without_a_known_cause_keeps_the_raw_tail():
     message = failure_message("repo", SHA, "failed (repo2docker exit code 1)", ["#3 [1/2] RUN x", "boom"])
     assert message.splitlines()[0] == f"Building repo at {SHA[:12]} failed (repo2docker exit code 1)."
     assert "#3 [1/2] RUN x" in message and "boom" in message
+
+
+@pytest.mark.parametrize("line, package", [
+    ("ERROR: No matching distribution found for foo==1.0", "foo==1.0"),
+    ("  ╰─▶ Because nosuchpkg was not found in the package registry and you require nosuchpkg, we can",
+     "nosuchpkg"),
+    ("  ╰─▶ Because there is no version of six==99.0 and you require six==99.0, we can", "six==99.0"),
+])
+def test_missing_packages_are_named_first(line, package):
+    message = failure_message("repo", SHA, "failed", ["#7 1.0 " + line])
+    assert message.startswith(f"The package {package!r} (from the repository's requirements) was not found")
