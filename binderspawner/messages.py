@@ -93,7 +93,8 @@ def explain_build_log(lines, requirements=None):
     for pattern in _PIP_MISSING:
         found = pattern.search(text)
         if found:
-            return PIP_NO_PACKAGE.format(package=found.group(1), file=requirements or "the repository's requirements")
+            return PIP_NO_PACKAGE.format(package=found.group(1),
+                                         file=requirements or "the repository's requirements")
     found = _APT_MISSING.search(text)
     if found:
         return APT_NO_PACKAGE.format(package=found.group(1))

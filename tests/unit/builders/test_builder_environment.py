@@ -99,4 +99,5 @@ def test_failure_without_a_known_cause_keeps_the_raw_tail():
 ])
 def test_missing_packages_are_named_first(line, package):
     message = failure_message("repo", SHA, "failed", ["#7 1.0 " + line])
-    assert message.startswith(f"The package {package!r} (from the repository's requirements) was not found")
+    assert message.startswith(f"The package {package!r} (from the repository's requirements) "
+                              "was not found")
