@@ -205,3 +205,17 @@ async def test_a_missing_commit_fails_before_repo2docker(git_server, tmp_path):
     _, error = await build(builder, make_request(url, "f" * 40, tmp_path))
     assert isinstance(error, CheckoutFailed) and "ffffffffffff" in str(error)
     assert not record.exists()
+
+
+async def test_submodules_are_checked_out_as_repo2docker_does(git_server, tmp_path):
+    from tests.support.gitserver import git
+    sub_url, _ = new_repo(git_server, {"data.csv": "a,b\n"})
+    url, _ = new_repo(git_server, {"requirements.txt": ""})
+    name = url.rsplit("/", 1)[1][:-4]
+    work = os.path.join(git_server.work, name)
+    git("submodule", "add", "-q", sub_url, "data", cwd=work)
+    sha = git_server.commit(name, {})
+    dest = tmp_path / "co"
+    dest.mkdir()
+    await fetch_checkout(url, sha, str(dest), env=git_environment(["git"]), display_name=url)
+    assert (dest / "data" / "data.csv").read_text() == "a,b\n"
