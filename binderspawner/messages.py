@@ -64,6 +64,19 @@ PIP_NO_PACKAGE = ("The package {package!r} (from {file}) was not found on this h
 APT_NO_PACKAGE = "apt.txt asks for the package {package!r}, which Debian does not have. Check its name."
 SCRIPT_FAILED = "{file} failed (exit code {code}). Its last lines are below; fix the script."
 LOG_TAIL_HEADER = "Last lines of the build log:"
+# -- what was decided, shown before the build starts
+_KIND_SUMMARY = {"dockerfile": "the repository's Dockerfile", "python": "Python {python} ({why})",
+                 "pipfile": "the Pipfile on Python {python} ({why})"}
+
+
+def environment_summary(environment):
+    """One progress line saying what the build will make of the repository, and why."""
+    why = f"from {environment.python_file}" if environment.python_file else "the hub's default"
+    what = _KIND_SUMMARY.get(environment.kind, "repo2docker's own {kind} buildpack").format(
+        python=environment.python, why=why, kind=environment.kind)
+    where = f", environment files from {environment.binder_dir}/" if environment.binder_dir else ""
+    extra = ", then `pip install .`" if environment.install_repo else ""
+    return f"Building with {what}{where}{extra}."
 
 
 _BUILDKIT_NOISE = re.compile(

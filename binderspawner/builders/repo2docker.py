@@ -269,6 +269,7 @@ class Repo2DockerBuilder(Builder):
             raise BuildFailed(messages.ENVIRONMENT_INTERNAL.format(repo=source.display_name))
         for warning in environment.warnings:
             emit("warning", f"Warning: {warning}")
+        emit("fetching", messages.environment_summary(environment))
         return environment
 
     async def push_image(self, image, emit):

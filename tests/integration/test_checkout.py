@@ -168,6 +168,8 @@ async def test_build_hands_repo2docker_the_checkout_and_the_decision(git_server,
     warnings = [m for phase, m in events if phase == "warning"]
     assert any("setup.py is ignored" in w for w in warnings)
     assert any("requirement.txt is ignored" in w for w in warnings)
+    assert ("fetching", "Building with Python 3.13 (from binder/runtime.txt), environment files from "
+                        "binder/.") in events
     assert os.listdir(scratch) == []  # the checkout is gone after the build
 
 

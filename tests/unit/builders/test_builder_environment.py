@@ -101,3 +101,11 @@ def test_missing_packages_are_named_first(line, package):
     message = failure_message("repo", SHA, "failed", ["#7 1.0 " + line])
     assert message.startswith(f"The package {package!r} (from the repository's requirements) "
                               "was not found")
+
+
+def test_the_decision_is_summed_up_for_the_progress_page():
+    from binderspawner.messages import environment_summary
+    assert environment_summary(Environment("python", "venv", "binder", "3.13", "binder/runtime.txt")) == (
+        "Building with Python 3.13 (from binder/runtime.txt), environment files from binder/.")
+    assert environment_summary(Environment("python", "venv", "", "3.11", None, install_repo=True)) == (
+        "Building with Python 3.11 (the hub's default), then `pip install .`.")
