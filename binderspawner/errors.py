@@ -29,3 +29,12 @@ class BuildFailed(LaunchError):
 
     def __init__(self, message):
         super().__init__(message, status=500)
+
+
+class RepositoryRefused(BuildFailed):
+    """The repository asks for something this hub does not build: the repository's fault (422),
+    decided from its files before any build starts."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.status_code = 422

@@ -58,6 +58,9 @@ c.GitProvider.resolved_ref_ttl = 60
 # Hub needed. 'repo2docker': repo2docker's own buildpacks (conda, R, Julia...), which need both.
 c.Repo2DockerBuilder.buildpacks = os.environ.get("BINDERSPAWNER_BUILDPACKS", "venv")  # (env)
 c.Repo2DockerBuilder.base_image = "binderspawner-base:bookworm"  # built by scripts/provision.sh
+# A pinned Python without a base image (python_base_images: 3.11, 3.13, 3.14) builds with the nearest
+# newer one and a warning on the progress page, instead of being refused (README: Python versions).
+c.Repo2DockerBuilder.nearest_newer_python = True
 # A CA bundle builds must trust when outbound TLS goes through an intercepting proxy ('' for none).
 c.Repo2DockerBuilder.extra_ca_bundle = os.environ.get("BINDERSPAWNER_EXTRA_CA", "")  # (env)
 c.Repo2DockerBuilder.build_timeout = 1800  # seconds before a build is stopped

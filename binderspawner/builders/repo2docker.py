@@ -10,9 +10,12 @@ import sys
 
 import docker
 import jupyterhub
-from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unicode, default, validate
+from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, List, TraitError, Unicode, default, validate
 
-from binderspawner.errors import BuildFailed
+from binderspawner import messages
+from binderspawner.builders import checkout as checkouts
+from binderspawner.builders.environment import EnvironmentRefused, Policy, decide
+from binderspawner.errors import BuildFailed, RepositoryRefused
 from binderspawner.providers.git import GitProvider, git_environment
 from binderspawner.builders.registry import RegistryClient, parse_image
 from binderspawner.builders.base import Builder
@@ -37,15 +40,69 @@ class Repo2DockerBuilder(Builder):
     ).tag(config=True)
 
     base_image = Unicode(
-        help="""Base image for repositories without a Dockerfile.
-
-        Defaults to 'binderspawner-base:bookworm' (built by scripts/provision.sh) for the venv
-        buildpacks, and to repo2docker's own default for repo2docker's buildpacks.""",
+        help="""Base image for the kinds handed to repo2docker's own buildpacks (R, Julia, nix,
+        conda, with buildpacks='repo2docker'); '' means repo2docker's default. The hub's own
+        buildpacks take the image of the repository's Python from python_base_images, and use
+        this one only for builds without a checked clone (e.g. data records).""",
     ).tag(config=True)
 
     @default("base_image")
     def _default_base_image(self):
         return "binderspawner-base:bookworm" if self.buildpacks == "venv" else ""
+
+    python_base_images = Dict(
+        {"3.11": "binderspawner-base:bookworm", "3.13": "binderspawner-base:trixie",
+         "3.14": "binderspawner-base:forky"},
+        help="""Base image per Python version ("3.11": image) for repositories the hub's own
+        buildpacks build: a repository pinning a version (runtime.txt, Pipfile [requires],
+        requires-python) gets that version's image; a version not in this map is refused before
+        anything is built, naming the file and the versions here (see nearest_newer_python).
+        scripts/provision.sh builds the default images from Debian suites.""",
+    ).tag(config=True)
+
+    @validate("python_base_images")
+    def _base_images_valid(self, proposal):
+        for version, image in proposal.value.items():
+            if not re.fullmatch(r"\d+\.\d+", str(version)) or not isinstance(image, str) or not image:
+                raise TraitError(f"Repo2DockerBuilder.python_base_images: {version!r}: {image!r} is not "
+                                 "a 'major.minor': 'image' pair.")
+        if self.default_python not in proposal.value:
+            raise TraitError(f"Repo2DockerBuilder.python_base_images has no image for default_python "
+                             f"{self.default_python!r}; add one or change default_python.")
+        return proposal.value
+
+    default_python = Unicode(
+        "3.11",
+        help="""Python version (a key of python_base_images) for repositories that pin none.""",
+    ).tag(config=True)
+
+    @validate("default_python")
+    def _default_python_offered(self, proposal):
+        if proposal.value not in self.python_base_images:
+            raise TraitError(f"Repo2DockerBuilder.default_python {proposal.value!r} is not a key of "
+                             f"python_base_images ({', '.join(self.python_base_images)}).")
+        return proposal.value
+
+    nearest_newer_python = Bool(
+        False,
+        help="""When a repository pins a Python version this hub has no base image for (e.g.
+        python-3.10, repo2docker's own default and pinned by many Binder repositories), build it
+        with the nearest newer version of python_base_images and show a warning on the progress
+        page, instead of refusing the launch.""",
+    ).tag(config=True)
+
+    package_indexes = List(
+        Unicode(),
+        help="""Package index URLs (e.g. 'https://pypi.example.org/simple') a repository's
+        requirements files may name in --index-url, -i or --extra-index-url lines. A line naming
+        any other index is refused before building, naming the line. Passed to the buildpack as
+        the indexes to install from; empty: the base image's configured index.""",
+    ).tag(config=True)
+
+    checkout_timeout = Float(
+        300,
+        help="Seconds the hub's clone of a repository (at the launched commit) may take.",
+    ).tag(config=True)
 
     server_requirements = List(
         Unicode(),
@@ -156,9 +213,64 @@ class Repo2DockerBuilder(Builder):
             argv += ["--label", f"{key}={value}"]
         return [*argv, request.resolved.source.fetch_url]
 
-    def command(self, request):
-        """The argv for one build (pure): no shell, every user-derived value already validated."""
-        return [*self.repo2docker_command, "--config", CONFIG_FILE, *self.repo2docker_args(request)]
+    def command(self, request, checkout=None):
+        """The argv for one build (pure): no shell, every user-derived value already validated.
+        With ``checkout`` (the hub's checked clone), repo2docker builds that directory."""
+        argv = self.repo2docker_args(request)
+        if checkout is not None:
+            argv[-1] = checkout
+        return [*self.repo2docker_command, "--config", CONFIG_FILE, *argv]
+
+    def policy(self):
+        """What this hub offers a repository (environment.Policy)."""
+        return Policy(tuple(self.python_base_images), self.default_python, self.nearest_newer_python,
+                      self.buildpacks, tuple(self.package_indexes))
+
+    def environment_settings(self, environment):
+        """The settings' 'environment' entry for one decided build (pure); paths are relative to
+        the checkout root."""
+        return {
+            "python": environment.python,
+            "base_image": (self.python_base_images.get(environment.python, "") if environment.python
+                           else ""),
+            "binder_dir": environment.binder_dir,
+            "requirements": environment.requirements,
+            "pipfile": environment.pipfile,
+            "pipfile_lock": environment.pipfile_lock,
+            "install_repo": environment.install_repo,
+            "index_urls": list(self.package_indexes),
+        }
+
+    def _base_image_for(self, environment, env_settings):
+        if environment.buildpacks != "venv":
+            return self.base_image  # repo2docker's own buildpacks: its default unless configured
+        return env_settings["base_image"] or self.python_base_images[self.default_python]
+
+    def git_environment_for(self, request):
+        """git's environment for the hub's clone: the allowed transports, the member's credentials."""
+        env = git_environment(GitProvider(config=self.config).allowed_schemes)
+        if request.credentials is not None:
+            env.update(request.credentials.git_environment())
+        return env
+
+    async def prepare(self, request, checkout, emit):
+        """Clone into ``checkout`` and decide the environment (before any Docker work); warnings go
+        to the progress page. Raises RepositoryRefused or BuildFailed for the user."""
+        source = request.resolved.source
+        await checkouts.fetch_checkout(
+            source.fetch_url, request.resolved.version, checkout, env=self.git_environment_for(request),
+            display_name=source.display_name, timeout=self.checkout_timeout, log=self.log)
+        try:
+            environment = decide(checkouts.read_repo_files(checkout), self.policy())
+        except EnvironmentRefused as e:
+            raise RepositoryRefused(str(e))
+        except Exception:  # a bug of ours: logged for the admin, never relayed as a traceback
+            self.log.exception("Deciding the environment of %s failed", source.display_name)
+            raise BuildFailed(messages.ENVIRONMENT_INTERNAL.format(repo=source.display_name))
+        for warning in environment.warnings:
+            emit("warning", f"Warning: {warning}")
+        emit("fetching", messages.environment_summary(environment))
+        return environment
 
     async def push_image(self, image, emit):
         """docker push, with the RegistryClient's credentials sent in the API's auth header."""
@@ -193,9 +305,20 @@ class Repo2DockerBuilder(Builder):
             raise BuildFailed(f"Built {image}, but pushing it to {name.registry} failed: "
                               f"{errors[-1]}.{hint}")
 
-    def r2d_settings(self, request=None):
+    def r2d_settings(self, request=None, environment=None):
         """What repo2docker_config.py reads (as JSON in BINDERSPAWNER_R2D_SETTINGS); for a
-        ``request``, only the content provider its source needs."""
+        ``request``, only the content provider its source needs; for a decided ``environment``
+        (the hub's checked clone), its buildpacks, base image and files."""
+        if environment is not None:
+            env_settings = self.environment_settings(environment)
+            return {
+                "buildpacks": environment.buildpacks,
+                "base_image": self._base_image_for(environment, env_settings),
+                "server_requirements": self.server_requirements,
+                "extra_ca_bundle": self.extra_ca_bundle,
+                "content_providers": ["Local"],
+                "environment": env_settings,
+            }
         return {
             "buildpacks": self.buildpacks,
             "base_image": self.base_image,
@@ -205,8 +328,8 @@ class Repo2DockerBuilder(Builder):
                                   else list(self.content_providers)),
         }
 
-    def environment(self, request):
-        settings = self.r2d_settings(request)
+    def environment(self, request, environment=None):
+        settings = self.r2d_settings(request, environment)
         # The clone (and its submodules) may use only the transports users may launch from.
         env = git_environment(GitProvider(config=self.config).allowed_schemes)
         env["BINDERSPAWNER_R2D_SETTINGS"] = json.dumps(settings)
@@ -215,7 +338,7 @@ class Repo2DockerBuilder(Builder):
             if name in os.environ:
                 env[name] = os.environ[name]
         env.update(request.env)
-        if request.credentials is not None:  # repo2docker's git clone runs on the host, with this
+        if request.credentials is not None and environment is None:  # repo2docker's own clone
             env.update(request.credentials.git_environment())
         return env
 
@@ -225,12 +348,25 @@ class Repo2DockerBuilder(Builder):
                       request.resolved.version)
         emit("fetching", f"Building {source.display_name} at {request.resolved.version[:12]} "
                          f"into {request.image}")
+        checkout = environment = None
+        if source.content_provider == "Git":
+            checkout = checkouts.make_checkout_dir(request.env.get("TMPDIR"))
+        try:
+            if checkout is not None:
+                environment = await self.prepare(request, checkout, emit)
+            await self._run_repo2docker(request, emit, checkout, environment)
+        finally:
+            if checkout is not None:
+                checkouts.remove_checkout(checkout)
+
+    async def _run_repo2docker(self, request, emit, checkout, environment):
+        source = request.resolved.source
         proc = await asyncio.create_subprocess_exec(
-            *self.command(request),
+            *self.command(request, checkout),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
-            env=self.environment(request),
+            env=self.environment(request, environment),
             start_new_session=True,
             limit=1 << 20,
         )
@@ -256,9 +392,18 @@ class Repo2DockerBuilder(Builder):
             return
         reason = (f"took longer than {self.build_timeout:g} s" if status is None
                   else f"failed (repo2docker exit code {status})")
-        last = "\n".join(tail) or "(no output)"
-        raise BuildFailed(f"Building {source.display_name} at {request.resolved.version[:12]} "
-                          f"{reason}. Last lines of the build log:\n{last}")
+        raise BuildFailed(failure_message(source.display_name, request.resolved.version, reason,
+                                          list(tail), environment))
+
+
+def failure_message(display_name, version, reason, tail, environment=None):
+    """The user's message for a failed build (pure): the cause first when the log shows one we
+    know, then the log tail without BuildKit's step bookkeeping."""
+    first = messages.BUILD_FAILED.format(repo=display_name, version=version[:12], reason=reason)
+    cause = messages.explain_build_log(tail, environment.requirements if environment else None)
+    lines = messages.clean_log_tail(tail) if cause else tail
+    head = f"{cause} ({first[:-1]})" if cause else first
+    return f"{head}\n{messages.LOG_TAIL_HEADER}\n" + ("\n".join(lines) or "(no output)")
 
 
 def relay_log_line(raw, tail, emit):

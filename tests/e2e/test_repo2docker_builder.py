@@ -32,10 +32,10 @@ IMAGE = f"binder-127-0-0-1-9418-requirements-1a2b3c4d:{SHA}"
 PACKAGE_CONFIG = os.path.join(os.path.dirname(binderspawner.__file__), "builders", "repo2docker_config.py")
 
 
-def make_request(labels=None, ref="main", url=URL, image=IMAGE):
+def make_request(labels=None, ref="main", url=URL, image=IMAGE, sha=SHA):
     source = RepoSource(provider="git", spec=url, fetch_url=url, slug="127.0.0.1:9418/requirements",
                         display_name=url)
-    resolved = ResolvedRepo(source, ref, SHA, "branch main")
+    resolved = ResolvedRepo(source, ref, sha, "branch main")
     if labels is None:
         labels = {"binderspawner.repo": url, "binderspawner.ref": ref, "binderspawner.commit": SHA}
     return BuildRequest(IMAGE if image is None else image, resolved, labels)
@@ -331,17 +331,24 @@ def stand_in(tmp_path, body):
     return [sys.executable, str(script)]
 
 
-async def run_build(builder, request=None):
+@pytest.fixture(scope="module")
+def served(git_server):
+    """A request for a real repository on the test git server: builds clone it first."""
+    sha = git_server.add_repo(f"builder-{os.getpid()}", files={"requirements.txt": "numpy\n"})
+    return make_request(url=git_server.url(f"builder-{os.getpid()}"), sha=sha)
+
+
+async def run_build(builder, request):
     events = []
     try:
-        await builder.build(request or make_request(),
+        await builder.build(request,
                             lambda phase, message, *rest: events.append((phase, message)))
     except BuildFailed as error:
         return events, error
     return events, None
 
 
-async def test_build_streams_the_log_and_reports_the_image(tmp_path):
+async def test_build_streams_the_log_and_reports_the_image(tmp_path, served):
     record = tmp_path / "record.json"
     command = stand_in(tmp_path, f"""
         import json, os, sys
@@ -352,19 +359,21 @@ async def test_build_streams_the_log_and_reports_the_image(tmp_path):
         print(json.dumps({{"phase": "building", "message": "Step 1/2\\nStep 2/2\\n"}}), flush=True)
     """)
     FoundImages.images = {IMAGE}
-    events, error = await run_build(FoundImages(repo2docker_command=command))
+    events, error = await run_build(FoundImages(repo2docker_command=command), served)
     assert error is None
-    assert events[0][0] == "fetching" and URL in events[0][1]
+    url = served.resolved.source.fetch_url
+    assert events[0][0] == "fetching" and url in events[0][1]
     assert ("fetching", "Cloning") in events
     assert ("building", "a plain line") in events
     assert events.index(("building", "Step 1/2")) + 1 == events.index(("building", "Step 2/2"))
     assert events[-1] == ("built", f"Built image {IMAGE}")
     recorded = json.loads(record.read_text())
-    assert recorded["argv"][-1] == URL
+    checkout = recorded["argv"][-1]
+    assert checkout != url and not os.path.exists(checkout)  # the hub's checkout, removed afterwards
     assert json.loads(recorded["settings"])["buildpacks"] == "venv"
 
 
-async def test_failed_build_says_why_with_the_end_of_the_log(tmp_path):
+async def test_failed_build_says_why_with_the_end_of_the_log(tmp_path, served):
     command = stand_in(tmp_path, """
         import json
         for i in range(30):
@@ -373,24 +382,25 @@ async def test_failed_build_says_why_with_the_end_of_the_log(tmp_path):
         raise SystemExit(3)
     """)
     FoundImages.images = set()
-    events, error = await run_build(FoundImages(repo2docker_command=command))
+    events, error = await run_build(FoundImages(repo2docker_command=command), served)
     assert error is not None
     message = str(error)
     assert "exit code 3" in message
-    assert URL in message and SHA[:12] in message
+    assert served.resolved.source.fetch_url in message and served.resolved.version[:12] in message
+    assert message.startswith("The package 'nonexistent-package' (from requirements.txt) was not found")
     assert "No matching distribution found for nonexistent-package" in message
     assert "line 29" in message and "line 0\n" not in message  # the tail, not the whole log
     assert ("building", "line 0") in events  # while the whole log was streamed
 
 
-async def test_exit_zero_without_an_image_is_a_failure(tmp_path):
+async def test_exit_zero_without_an_image_is_a_failure(tmp_path, served):
     command = stand_in(tmp_path, "print('nothing built')\n")
     FoundImages.images = set()
-    _, error = await run_build(FoundImages(repo2docker_command=command))
+    _, error = await run_build(FoundImages(repo2docker_command=command), served)
     assert error is not None and "nothing built" in str(error)
 
 
-async def test_build_that_takes_too_long_is_stopped_with_its_children(tmp_path):
+async def test_build_that_takes_too_long_is_stopped_with_its_children(tmp_path, served):
     pidfile = tmp_path / "child.pid"
     command = stand_in(tmp_path, f"""
         import subprocess, sys, time
@@ -400,7 +410,7 @@ async def test_build_that_takes_too_long_is_stopped_with_its_children(tmp_path):
         time.sleep(60)
     """)
     builder = FoundImages(repo2docker_command=command, build_timeout=1.5)
-    events, error = await run_build(builder)
+    events, error = await run_build(builder, served)
     assert error is not None
     assert "took longer than 1.5 s" in str(error)
     assert ("building", "started") in events

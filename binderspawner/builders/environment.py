@@ -1,0 +1,435 @@
+"""What a repository asks for, decided by repo2docker's rules before anything is built (pure).
+
+The rules are repo2docker's (its ``buildpacks/`` and configuration docs), decided here once, from
+the files of the checked clone (``checkout.py`` reads them), so that what the hub cannot build is
+refused in seconds with one sentence naming the file, and a file the rules ignore is named in a
+warning instead of being dropped silently:
+
+- ``binder/`` or ``.binder/`` (not both) holds the environment files; the root's are then ignored,
+  and ``setup.py``/``pyproject.toml``/``DESCRIPTION`` are not used at all;
+- a ``Dockerfile`` wins over everything; then Julia (``Project.toml``), nix (``default.nix``), R
+  (``runtime.txt: r-<version>-<date>``, ``DESCRIPTION``), conda (``environment.yml|yaml``),
+  ``Pipfile(.lock)``, then ``requirements.txt`` and an installable package (``setup.py``, or
+  ``pyproject.toml`` with ``[project]`` and ``[build-system]``), installed with ``pip install .``;
+- ``apt.txt``, ``postBuild`` and ``start`` apply to every kind but the Dockerfile.
+
+Python versions come from ``runtime.txt`` (python kind), ``Pipfile.lock``/``Pipfile``
+``[requires]`` (Pipfile kind) and ``requires-python`` (a pyproject.toml at the root), as repo2docker
+reads them; the hub offers the versions it has base images for.
+"""
+
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from binderspawner import messages
+
+BINDER_DIRS = ("binder", ".binder")
+# Files repo2docker looks up in the binder directory (or the root when there is none).
+ENV_FILES = ("Dockerfile", "Project.toml", "JuliaProject.toml", "REQUIRE", "default.nix", "install.R",
+             "environment.yml", "environment.yaml", "Pipfile", "Pipfile.lock", "requirements.txt",
+             "requirements3.txt", "runtime.txt", "apt.txt", "postBuild", "start")
+# Files repo2docker reads only at the root, and only without a binder directory.
+ROOT_ONLY_FILES = ("setup.py", "pyproject.toml", "DESCRIPTION")
+# Names people use for the files above; repo2docker reads none of them.
+NEAR_MISSES = {"requirement.txt": "requirements.txt", "postBuild.sh": "postBuild",
+               "postbuild.sh": "postBuild", "start.sh": "start", "Aptfile": "apt.txt",
+               "apt-packages.txt": "apt.txt", "environment.yml.txt": "environment.yml"}
+OTHER_KINDS = ("julia", "nix", "r", "conda")  # built only by repo2docker's own buildpacks
+KIND_SETTING = 'c.Repo2DockerBuilder.buildpacks = "repo2docker"'
+
+_APT_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:-]+)?$")
+_APT_COMMANDS = {"apt", "apt-get", "aptitude", "sudo", "dpkg", "install", "yes"}
+_INDEX_OPTION = re.compile(r"^(--index-url|--extra-index-url|-i)(?:\s*=\s*|\s+|(?<=-i))(\S+)")
+_NESTED = re.compile(r"^(?:-r|--requirement|-c|--constraint)(?:\s*=\s*|\s+)(\S+)")
+_PIPFILE_VERSION = re.compile(r"\d+(\.\d+)*")
+
+
+class EnvironmentRefused(Exception):
+    """The repository asks for something this hub does not build; ``str()`` is for the user."""
+
+
+@dataclass(frozen=True)
+class RepoFiles:
+    """The environment files of one checkout: relative path -> text, and the directories present
+    among ``BINDER_DIRS``. ``listing`` holds the names in the root and binder directory (for the
+    warnings about names repo2docker does not read)."""
+    files: dict
+    dirs: frozenset = frozenset()
+    listing: frozenset = frozenset()
+
+    def has(self, path):
+        return path in self.files
+
+
+@dataclass(frozen=True)
+class Environment:
+    """The decision for one build. ``kind``: dockerfile, python, pipfile, julia, nix, r or conda.
+    ``buildpacks``: which buildpacks build it ('venv': the hub's; 'repo2docker': its own)."""
+    kind: str
+    buildpacks: str
+    binder_dir: str = ""
+    python: str = None  # "3.11"; None when the kind's own tools choose
+    python_file: str = None  # the file that chose it, or None for the hub's default
+    requirements: str = None
+    pipfile: str = None
+    pipfile_lock: str = None
+    install_repo: bool = False
+    warnings: tuple = field(default=())
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the admin offers (from Repo2DockerBuilder's traits)."""
+    python_versions: tuple  # versions with a base image, e.g. ("3.11", "3.13", "3.14")
+    default_python: str = "3.11"
+    nearest_newer_python: bool = False
+    buildpacks: str = "venv"  # the admin's setting: 'repo2docker' hands other kinds to repo2docker
+    package_indexes: tuple = ()
+
+
+def decide(repo, policy):
+    """The Environment for ``repo`` (RepoFiles) under ``policy``; raises EnvironmentRefused."""
+    binder = binder_dir(repo)
+    warnings = []
+
+    def at(name):
+        return f"{binder}/{name}" if binder else name
+
+    def has(name):
+        return repo.has(at(name))
+
+    runtime = parse_runtime(repo.files[at("runtime.txt")], at("runtime.txt")) if has("runtime.txt") \
+        else (None, None, None)
+    kind = detect_kind(repo, binder, runtime, has)
+    warnings += ignored_files(repo, binder, kind, has, at)
+    if kind != "dockerfile" and has("apt.txt"):
+        check_apt(repo.files[at("apt.txt")], at("apt.txt"))
+    if kind in OTHER_KINDS or kind == "julia-require":
+        return _other_kind(kind, binder, policy, repo, at, warnings, runtime[0])
+    if kind != "dockerfile":
+        if has("install.R"):
+            raise EnvironmentRefused(messages.R_INSTALL_WITHOUT_R.format(file=at("install.R")))
+    if kind == "dockerfile":
+        return Environment("dockerfile", "venv", binder, warnings=tuple(warnings))
+
+    requirements = at("requirements.txt") if has("requirements.txt") else None
+    if kind == "pipfile":
+        python, python_file, notes = pipfile_python(repo, at, policy)
+        if runtime[1] is not None:
+            warnings.append(messages.RUNTIME_IGNORED_WITH_PIPFILE.format(file=at("runtime.txt")))
+        env = Environment("pipfile", "venv", binder, python, python_file,
+                          pipfile=at("Pipfile") if has("Pipfile") else None,
+                          pipfile_lock=at("Pipfile.lock") if has("Pipfile.lock") else None,
+                          warnings=())
+    else:
+        install = not binder and is_python_package(repo)
+        python, python_file, notes = python_version(repo, binder, runtime, at("runtime.txt"), policy)
+        env = Environment("python", "venv", binder, python, python_file, requirements=requirements,
+                          install_repo=install)
+    for path in index_files(repo, env):
+        check_indexes(repo.files.get(path, ""), path, policy.package_indexes)
+    return _with(env, warnings=tuple(warnings + notes))
+
+
+def _with(env, **changes):
+    return Environment(**{**env.__dict__, **changes})
+
+
+def _other_kind(kind, binder, policy, repo, at, warnings, runtime_name):
+    files = {"julia": ("Project.toml", "JuliaProject.toml"), "julia-require": ("REQUIRE",),
+             "nix": ("default.nix",), "conda": ("environment.yml", "environment.yaml"),
+             "r": ("runtime.txt",) if runtime_name == "r" else ()}[kind]
+    present = [at(f) for f in files if repo.has(at(f))]
+    named = present[0] if present else "DESCRIPTION"
+    if kind == "julia-require":
+        raise EnvironmentRefused(messages.JULIA_REQUIRE.format(file=named))
+    if policy.buildpacks != "repo2docker":
+        template = messages.CONDA_NOT_YET if kind == "conda" else messages.OTHER_LANGUAGE
+        raise EnvironmentRefused(template.format(file=named, kind=_KIND_NAMES[kind],
+                                                 setting=KIND_SETTING))
+    return Environment(kind, "repo2docker", binder, warnings=tuple(warnings))
+
+
+_KIND_NAMES = {"julia": "Julia", "nix": "nix", "r": "R", "conda": "a conda environment"}
+
+
+def binder_dir(repo):
+    """'binder', '.binder' or '' (repo2docker's rule); both present is an error."""
+    present = [d for d in BINDER_DIRS if d in repo.dirs]
+    if len(present) > 1:
+        raise EnvironmentRefused(messages.BOTH_BINDER_DIRS)
+    return present[0] if present else ""
+
+
+def detect_kind(repo, binder, runtime, has):
+    """The buildpack repo2docker would pick, in its order."""
+    name = runtime[0]
+    if has("Dockerfile"):
+        return "dockerfile"
+    if has("Project.toml") or has("JuliaProject.toml"):
+        return "julia"
+    if has("REQUIRE"):
+        return "julia-require"
+    if has("default.nix"):
+        return "nix"
+    if name == "r" or (not binder and repo.has("DESCRIPTION")):
+        if name == "r" and runtime[2] is None:
+            raise EnvironmentRefused(messages.R_RUNTIME_WITHOUT_DATE.format(
+                file=f"{binder}/runtime.txt" if binder else "runtime.txt"))
+        return "r"
+    if name not in (None, "python"):
+        raise EnvironmentRefused(messages.RUNTIME_UNKNOWN.format(
+            file=f"{binder}/runtime.txt" if binder else "runtime.txt", name=name))
+    if has("environment.yml") or has("environment.yaml"):
+        return "conda"
+    if has("Pipfile") or has("Pipfile.lock"):
+        return "pipfile"
+    return "python"
+
+
+def ignored_files(repo, binder, kind, has, at):
+    """Warnings naming each file present that repo2docker's rules do not read for ``kind``."""
+    out = []
+    if binder:
+        for name in (*ENV_FILES, *ROOT_ONLY_FILES):
+            if repo.has(name):
+                out.append(messages.IGNORED_ROOT_FILE.format(file=name, binder=binder))
+    used = {"dockerfile": {"Dockerfile"},
+            "python": {"requirements.txt", "runtime.txt", "apt.txt", "postBuild", "start",
+                       "setup.py", "pyproject.toml"},
+            "pipfile": {"Pipfile", "Pipfile.lock", "runtime.txt", "apt.txt", "postBuild", "start"}}
+    if kind in used:
+        reason = {"dockerfile": "a Dockerfile builds this repository by itself",
+                  "pipfile": "the Pipfile lists the packages",
+                  "python": "repo2docker reads it only for Python 2"}[kind]
+        for name in ENV_FILES:
+            if name not in used[kind] and has(name) and (name != "install.R" or kind == "dockerfile"):
+                out.append(messages.IGNORED_BY_KIND.format(file=at(name), reason=reason))
+        if not binder:
+            for name in ("setup.py", "pyproject.toml"):
+                if repo.has(name) and kind != "python":
+                    out.append(messages.IGNORED_BY_KIND.format(file=name, reason=reason))
+    for listed in sorted(repo.listing):
+        base = listed.rsplit("/", 1)[-1]
+        right = NEAR_MISSES.get(base) or next(
+            (n for n in (*ENV_FILES, *ROOT_ONLY_FILES) if n.lower() == base.lower() and n != base), None)
+        if right:
+            out.append(messages.NEAR_MISS.format(file=listed, right=right))
+    return out
+
+
+def parse_runtime(text, path):
+    """runtime.txt -> (name, version, date) as repo2docker parses it: name-version,
+    name-version-YYYY-MM-DD or name-YYYY-MM-DD."""
+    content = text.strip()
+    parts = content.split("-")
+    if len(parts) not in (2, 4, 5) or not all(parts):
+        raise EnvironmentRefused(messages.RUNTIME_INVALID.format(file=path, content=_show(content)))
+    version = parts[1] if len(parts) in (2, 5) else None
+    date = "-".join(parts[-3:]) if len(parts) in (4, 5) else None
+    if date is not None and not re.fullmatch(r"\d{4}-\d\d-\d\d", date):
+        raise EnvironmentRefused(messages.RUNTIME_INVALID.format(file=path, content=_show(content)))
+    return parts[0], version, date
+
+
+def _show(text, limit=80):
+    line = text.splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[:limit] + "..."
+
+
+def is_python_package(repo):
+    """setup.py, or a pyproject.toml with [project] and [build-system] (root, no binder dir)."""
+    if repo.has("setup.py"):
+        return True
+    pyproject = _pyproject(repo)
+    return bool(pyproject) and "project" in pyproject and "build-system" in pyproject
+
+
+def _pyproject(repo):
+    if not repo.has("pyproject.toml"):
+        return None
+    try:
+        return tomllib.loads(repo.files["pyproject.toml"])
+    except tomllib.TOMLDecodeError as e:
+        raise EnvironmentRefused(messages.FILE_UNREADABLE.format(file="pyproject.toml", problem=e))
+
+
+def python_version(repo, binder, runtime, runtime_path, policy):
+    """(version, file that chose it, warnings) for the python kind: runtime.txt, then the hub's
+    default, then requires-python (root pyproject.toml, no binder dir) as repo2docker reads them."""
+    name, version, _ = runtime
+    wanted, source = policy.default_python, None
+    if name == "python" and version is not None:
+        release = _release(version, runtime_path)
+        if len(release) > 1:
+            wanted, source = f"{release[0]}.{release[1]}", runtime_path
+        elif release[0] != int(policy.default_python.split(".")[0]):
+            raise EnvironmentRefused(messages.PYTHON_UNAVAILABLE.format(
+                file=runtime_path, version=version, available=", ".join(policy.python_versions),
+                fix=f"python-{policy.default_python}"))
+    specifier = None if binder else requires_python(repo)
+    if specifier is not None and Version(wanted) not in specifier:
+        if source:
+            raise EnvironmentRefused(messages.RUNTIME_OUTSIDE_REQUIRES_PYTHON.format(
+                file=runtime_path, version=wanted, spec=str(specifier)))
+        fitting = [v for v in _sorted(policy.python_versions) if Version(v) in specifier]
+        if not fitting:
+            raise EnvironmentRefused(messages.REQUIRES_PYTHON_UNAVAILABLE.format(
+                spec=str(specifier), available=", ".join(policy.python_versions)))
+        return fitting[-1], "pyproject.toml", []
+    return choose_available(wanted, source, policy, specifier)
+
+
+def pipfile_python(repo, at, policy):
+    """(version, file, warnings) from Pipfile.lock's _meta.requires, then Pipfile's [requires]."""
+    found = None
+    if repo.has(at("Pipfile.lock")):
+        try:
+            lock = json.loads(repo.files[at("Pipfile.lock")])
+        except ValueError as e:
+            raise EnvironmentRefused(messages.FILE_UNREADABLE.format(file=at("Pipfile.lock"), problem=e))
+        meta = lock.get("_meta") if isinstance(lock, dict) else None
+        requires = meta.get("requires", {}) if isinstance(meta, dict) else {}
+        found = _requires_version(requires, at("Pipfile.lock"))
+    if found is None and repo.has(at("Pipfile")):
+        try:
+            pipfile = tomllib.loads(repo.files[at("Pipfile")])
+        except tomllib.TOMLDecodeError as e:
+            raise EnvironmentRefused(messages.FILE_UNREADABLE.format(file=at("Pipfile"), problem=e))
+        found = _requires_version(pipfile.get("requires", {}), at("Pipfile"))
+    if found is None:
+        return choose_available(policy.default_python, None, policy, None)
+    version, path = found
+    parts = version.split(".")
+    if len(parts) == 1:
+        if parts[0] != policy.default_python.split(".")[0]:
+            raise EnvironmentRefused(messages.PYTHON_UNAVAILABLE.format(
+                file=path, version=version, available=", ".join(policy.python_versions),
+                fix=f'python_version = "{policy.default_python}"'))
+        return choose_available(policy.default_python, None, policy, None)
+    return choose_available(f"{parts[0]}.{parts[1]}", path, policy, None)
+
+
+def _requires_version(requires, path):
+    if not isinstance(requires, dict):
+        return None
+    for key in ("python_full_version", "python_version"):
+        value = requires.get(key)
+        if isinstance(value, str):
+            match = _PIPFILE_VERSION.match(value)
+            if match:
+                return match.group(), path
+    return None
+
+
+def requires_python(repo):
+    project = (_pyproject(repo) or {}).get("project")
+    spec = project.get("requires-python") if isinstance(project, dict) else None
+    if not spec:
+        return None
+    try:
+        return SpecifierSet(str(spec))
+    except InvalidSpecifier:
+        raise EnvironmentRefused(messages.FILE_UNREADABLE.format(
+            file="pyproject.toml", problem=f"requires-python {spec!r} is not a version specifier"))
+
+
+def choose_available(wanted, source, policy, specifier):
+    """(version, source, warnings): ``wanted`` if the hub has it; else the nearest newer one when
+    the admin allows it (and requires-python does); else a refusal naming the file."""
+    if wanted in policy.python_versions:
+        return wanted, source, []
+    newer = [v for v in _sorted(policy.python_versions)
+             if Version(v) > Version(wanted) and Version(v).major == Version(wanted).major
+             and (specifier is None or Version(v) in specifier)]
+    file = source or "the hub's default_python"
+    if policy.nearest_newer_python and newer:
+        return newer[0], source, [messages.PYTHON_NEWER_USED.format(
+            file=file, version=wanted, used=newer[0], available=", ".join(policy.python_versions))]
+    fix = f"python-{_sorted(policy.python_versions)[0]}" if policy.python_versions else "another version"
+    if source and source.endswith(("Pipfile", "Pipfile.lock")):
+        fix = f'python_version = "{newer[0] if newer else _sorted(policy.python_versions)[-1]}"'
+    elif newer:
+        fix = f"python-{newer[0]}"
+    raise EnvironmentRefused(messages.PYTHON_UNAVAILABLE.format(
+        file=file, version=wanted, available=", ".join(policy.python_versions), fix=fix))
+
+
+def _release(version, path):
+    try:
+        return Version(version).release
+    except InvalidVersion:
+        raise EnvironmentRefused(messages.RUNTIME_INVALID.format(file=path, content=f"python-{version}"))
+
+
+def _sorted(versions):
+    return sorted(versions, key=Version)
+
+
+def check_apt(text, path):
+    """Each apt.txt line must be Debian package names (name, name:arch, name=version), as
+    repo2docker means it; a pasted command or a flag is refused naming the line."""
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.partition("#")[0].strip()
+        if not line:
+            continue
+        tokens = line.split()
+        bad = tokens[0] in _APT_COMMANDS or any(not _APT_NAME.match(t) for t in tokens)
+        if bad:
+            raise EnvironmentRefused(messages.APT_LINE.format(file=path, number=number,
+                                                              line=_show(raw.strip())))
+
+
+def nested_requirements(text, path):
+    """Paths of the files a requirements file includes with -r/-c, relative to the checkout root."""
+    base = path.rsplit("/", 1)[0] + "/" if "/" in path else ""
+    out = []
+    for raw in text.splitlines():
+        match = _NESTED.match(raw.strip())
+        if match and "://" not in match.group(1):
+            out.append(_normalize(base + match.group(1)))
+    return out
+
+
+def _normalize(path):
+    parts = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                return None
+            parts.pop()
+        else:
+            parts.append(part)
+    return "/".join(parts)
+
+
+def index_files(repo, env):
+    """The requirements files this build installs (with their -r/-c includes present in ``repo``)."""
+    todo = [env.requirements] if env.requirements else []
+    seen = []
+    while todo:
+        path = todo.pop()
+        if path in seen or path is None or not repo.has(path):
+            continue
+        seen.append(path)
+        todo += nested_requirements(repo.files[path], path)
+    return seen
+
+
+def check_indexes(text, path, allowed):
+    """Refuse a requirements line naming a package index that is not one of the admin's."""
+    allowed = {a.rstrip("/") for a in allowed}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split(" #", 1)[0].strip()
+        match = _INDEX_OPTION.match(line)
+        if match and match.group(2).rstrip("/") not in allowed:
+            raise EnvironmentRefused(messages.INDEX_LINE.format(
+                file=path, number=number, line=_show(line),
+                allowed=", ".join(sorted(allowed)) or "none"))
