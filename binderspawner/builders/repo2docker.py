@@ -193,10 +193,20 @@ class Repo2DockerBuilder(Builder):
             raise BuildFailed(f"Built {image}, but pushing it to {name.registry} failed: "
                               f"{errors[-1]}.{hint}")
 
+    def provider_for(self, source):
+        """The provider (with the spawner's settings) that resolved ``source``; its rules bind
+        the build's clone too. GitProvider when none of the spawner's providers is named so."""
+        for cls in getattr(self.parent, "provider_classes", ()):
+            if cls.name == source.provider:
+                return cls(parent=self.parent, config=self.config)
+        return GitProvider(parent=self.parent, config=self.config)
+
     def r2d_settings(self, request=None):
         """What repo2docker_config.py reads (as JSON in BINDERSPAWNER_R2D_SETTINGS); for a
-        ``request``, only the content provider its source needs."""
+        ``request``, only the content provider its source needs and the rules its clone obeys."""
+        provider = self.provider_for(request.resolved.source) if request else GitProvider(config=self.config)
         return {
+            "git_rules": provider.git_rules(),
             "buildpacks": self.buildpacks,
             "base_image": self.base_image,
             "server_requirements": self.server_requirements,
@@ -215,8 +225,7 @@ class Repo2DockerBuilder(Builder):
             if name in os.environ:
                 env[name] = os.environ[name]
         env.update(request.env)
-        if request.credentials is not None:  # repo2docker's git clone runs on the host, with this
-            env.update(request.credentials.git_environment())
+        env.update(credential_variables(request.credentials))
         return env
 
     async def build(self, request, emit):
@@ -259,6 +268,15 @@ class Repo2DockerBuilder(Builder):
         last = "\n".join(tail) or "(no output)"
         raise BuildFailed(f"Building {source.display_name} at {request.resolved.version[:12]} "
                           f"{reason}. Last lines of the build log:\n{last}")
+
+
+def credential_variables(credentials):
+    """The member's token for the build's clone (builders/checkedgit.py offers it to the
+    repository's URL only and drops it once the clone is done); {} without credentials."""
+    if credentials is None:
+        return {}
+    return {"BINDERSPAWNER_GIT_TOKEN": credentials.token,
+            "BINDERSPAWNER_GIT_USERNAME": credentials.username}
 
 
 def relay_log_line(raw, tail, emit):
