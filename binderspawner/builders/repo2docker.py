@@ -271,7 +271,7 @@ class Repo2DockerBuilder(Builder):
 
 
 def credential_variables(credentials):
-    """The member's token for the build's clone (builders/checkedgit.py offers it to the
+    """The member's token for the build's clone (builders/checkedfetch.py offers it to the
     repository's URL only and drops it once the clone is done); {} without credentials."""
     if credentials is None:
         return {}
