@@ -73,15 +73,15 @@ class CKANProvider(RecordProvider):
         if parts.scheme not in ("https", "http") or not _HOSTNAME.match(parts.hostname or "") \
                 or parts.username or parts.password or "@" in parts.netloc or parts.fragment:
             raise invalid(repo, "it is not an http(s) URL without credentials", HINT)
+        found = re.fullmatch(r"((?:/[A-Za-z0-9._~-]+)*)/dataset/([^/]+)(?:/history/([^/]+))?/?", parts.path)
+        if not found or not NAME.match(found.group(2)):
+            raise invalid(repo, "it is not the address of a CKAN dataset (…/dataset/<name>)", HINT)
+        site, name, activity = found.groups()
         if not self.known_site(parts.hostname):
             raise LaunchError(f"{parts.hostname} is not a CKAN site this hub launches datasets from"
                               + (f" (it launches from {', '.join(self.hosts)})" if self.hosts else "")
                               + ". A hub admin can add it to c.CKANProvider.hosts.", field="repo",
                               status=403)
-        found = re.fullmatch(r"((?:/[A-Za-z0-9._~-]+)*)/dataset/([^/]+)(?:/history/([^/]+))?/?", parts.path)
-        if not found or not NAME.match(found.group(2)):
-            raise invalid(repo, "it is not the address of a CKAN dataset (…/dataset/<name>)", HINT)
-        site, name, activity = found.groups()
         query = parse_qs(parts.query)
         if activity is None and query.get("activity_id"):
             activity = query["activity_id"][0]
