@@ -15,7 +15,8 @@ c = get_config()  # noqa: F821 (provided by traitlets when repo2docker loads thi
 # Git: binderspawner's checked clone (builders/checkedfetch.py) instead of repo2docker's own.
 # Data records: downloads through the same address check as the hub's own requests.
 c.Repo2Docker.content_providers = [
-    CheckedGit if name == "Git" else checked_provider(getattr(contentproviders, name), settings.get("git_rules"))
+    CheckedGit if name == "Git"
+    else checked_provider(getattr(contentproviders, name), settings.get("git_rules"))
     for name in settings["content_providers"]]
 if settings["base_image"]:
     c.Repo2Docker.base_image = settings["base_image"]

@@ -22,7 +22,8 @@ from traitlets import Bool, Dict, Float, List, Unicode, default, validate
 from binderspawner.errors import BuildFailed, LaunchError
 from binderspawner.providers.git import GitProvider
 from binderspawner.builders.registry import DOCKER_HUB, RegistryClient, parse_image
-from binderspawner.builders.repo2docker import LOG_TAIL, Repo2DockerBuilder, credential_variables, relay_log_line
+from binderspawner.builders.repo2docker import (LOG_TAIL, Repo2DockerBuilder, credential_variables,
+                                                relay_log_line)
 from binderspawner.kubernetes import objects
 
 

@@ -259,7 +259,8 @@ class ApiProvider(RepoProvider):
 
 def _origin(url):
     parts = urlsplit(url)
-    return parts.scheme, (parts.hostname or "").lower(), parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
 
 
 class GitHostProvider(ApiProvider):

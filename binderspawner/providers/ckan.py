@@ -1,5 +1,6 @@
 """CKAN datasets: ``ckan/<url-escaped dataset URL>`` or a plain dataset URL
-(``https://<site>/dataset/<name>[/history/<activity id>]``), on one of ``hosts`` only (none by default). The version is the
+(``https://<site>/dataset/<name>[/history/<activity id>]``), on one of ``hosts`` only (none by
+default). The version is the
 activity id when the URL names one, otherwise ``<name>.v<epoch of metadata_modified>`` from the
 action API's ``package_show``. The build fetches the dataset URL with repo2docker's CKAN content
 provider.

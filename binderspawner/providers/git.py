@@ -1,8 +1,13 @@
 """Any Git repository reachable over https, http or git://, resolved with ``git ls-remote``.
 
 Git runs without a shell, with every transport but the allowed ones switched off
-(``GIT_ALLOW_PROTOCOL``, which also binds submodules), without the system or global git config (no ``insteadOf`` rewrites),
-and with prompts disabled, so a user-supplied URL can only ever be fetched the way we intended.
+(``GIT_ALLOW_PROTOCOL``, which also binds submodules), without the system or global git config (no
+``insteadOf`` rewrites), and with prompts disabled, so a user-supplied URL can only ever be fetched
+the way we intended.
+
+Every git command that contacts a remote gets its environment from ``git_access`` (one URL: checked,
+pinned to the checked address, no redirects, a member's token offered to that URL only);
+``checkout`` is the build's clone built on it (submodules each checked, cloned without credentials).
 """
 
 import asyncio
