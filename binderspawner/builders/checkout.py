@@ -4,10 +4,9 @@ The hub fetches the repository at the resolved commit into the build's scratch d
 the environment files from it (``read_repo_files``, which never follows a link out of the
 checkout, so a hostile ``runtime.txt -> /etc/shadow`` is refused, not printed), decides everything
 (``environment.decide``) and only then starts Docker work, with repo2docker building this local
-copy. Every git command goes through ``run_git``, the one place git is invoked.
+copy. The clone itself is providers.git.checkout, the one way this package clones.
 """
 
-import asyncio
 import os
 import shutil
 import tempfile
@@ -15,73 +14,33 @@ import tempfile
 from binderspawner import messages
 from binderspawner.builders.environment import (BINDER_DIRS, ENV_FILES, ROOT_ONLY_FILES,
                                                 EnvironmentRefused, RepoFiles, nested_requirements)
-from binderspawner.errors import BuildFailed
+from binderspawner.providers import git
+from binderspawner.providers.git import CheckoutFailed
 
 MAX_FILE_BYTES = 1 << 20
 # Files repo2docker itself opens on the host besides the environment files.
 HOST_READ_FILES = (".dockerignore", ".containerignore")
 
 
-class CheckoutFailed(BuildFailed):
-    """The commit could not be fetched; the message is for the user."""
-
-
-async def run_git(args, *, env, cwd=None, timeout=300.0):
-    """Run git with ``args`` (no shell) in ``env``; returns (exit code, stderr text).
-    The one git invocation of the checkout, so a hardened runner can replace it."""
-    proc = await asyncio.create_subprocess_exec(
-        "git", *args, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, start_new_session=True)
+async def fetch_checkout(fetch_url, commit, dest, *, rules, credentials=None, display_name,
+                         timeout=300.0, log=None):
+    """Clone ``fetch_url`` at ``commit`` (a full sha) into the empty directory ``dest`` with
+    providers.git.checkout (every URL checked and pinned, no redirects, the member's
+    ``credentials`` offered to ``fetch_url`` alone, submodules without them); history and tags come
+    along, as in repo2docker's clone. ``rules`` are the resolving provider's git_rules().
+    Raises CheckoutFailed with a message for the user."""
     try:
-        _, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    return proc.returncode, err.decode("utf-8", "replace")
+        await git.checkout(fetch_url, commit, dest, credentials=credentials, rules=rules,
+                           timeout=timeout, log=log or (lambda message: None))
+    except CheckoutFailed as e:
+        missing = any(sign in str(e) for sign in MISSING_COMMIT)
+        reason = "the repository does not have this commit" if missing else str(e).rstrip(".")
+        raise CheckoutFailed(messages.CHECKOUT_FAILED.format(repo=display_name, version=commit[:12],
+                                                             reason=reason)) from None
 
 
-async def fetch_checkout(fetch_url, commit, dest, *, env, display_name, timeout=300.0, log=None):
-    """Clone ``fetch_url`` at ``commit`` (a full sha) into the empty directory ``dest``, with
-    history and tags (as repo2docker's clone has, for setuptools-scm and friends) and submodules."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-
-    async def git(*args):
-        remaining = deadline - loop.time()
-        try:
-            if remaining <= 0:
-                raise asyncio.TimeoutError
-            return await run_git(args, env=env, cwd=dest, timeout=remaining)
-        except asyncio.TimeoutError:
-            raise CheckoutFailed(messages.CHECKOUT_TIMEOUT.format(repo=display_name, seconds=timeout))
-
-    steps = [("init", "--quiet"), ("remote", "add", "origin", "--", fetch_url)]
-    for step in steps:
-        code, err = await git(*step)
-        if code:
-            raise _failed(display_name, commit, err, log)
-    code, err = await git("fetch", "--quiet", "--tags", "--", "origin", commit)
-    if code:  # servers that refuse a fetch by sha: every branch, then the commit among them
-        code, err = await git("fetch", "--quiet", "--tags", "--", "origin",
-                              "+refs/heads/*:refs/remotes/origin/*")
-    if not code:
-        code, err = await git("-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach",
-                              commit, "--")
-    if not code and os.path.isfile(os.path.join(dest, ".gitmodules")) and not os.path.islink(
-            os.path.join(dest, ".gitmodules")):
-        code, err = await git("submodule", "update", "--quiet", "--init", "--recursive")
-    if code:
-        raise _failed(display_name, commit, err, log)
-
-
-def _failed(display_name, commit, stderr, log):
-    if log:
-        log.info("git failed for %s at %s: %s", display_name, commit, stderr.strip()[-500:])
-    reason = "the repository does not have this commit" if "not our ref" in stderr or \
-        "couldn't find remote ref" in stderr or "did not match any" in stderr else "git could not fetch it"
-    return CheckoutFailed(messages.CHECKOUT_FAILED.format(repo=display_name, version=commit[:12],
-                                                          reason=reason))
+# What git says when the commit is not in the clone.
+MISSING_COMMIT = ("did not match any", "not our ref", "couldn't find remote ref", "reference is not a tree")
 
 
 def make_checkout_dir(scratch=None):

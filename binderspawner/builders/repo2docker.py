@@ -246,20 +246,15 @@ class Repo2DockerBuilder(Builder):
             return self.base_image  # repo2docker's own buildpacks: its default unless configured
         return env_settings["base_image"] or self.python_base_images[self.default_python]
 
-    def git_environment_for(self, request):
-        """git's environment for the hub's clone: the allowed transports, the member's credentials."""
-        env = git_environment(GitProvider(config=self.config).allowed_schemes)
-        if request.credentials is not None:
-            env.update(request.credentials.git_environment())
-        return env
-
     async def prepare(self, request, checkout, emit):
         """Clone into ``checkout`` and decide the environment (before any Docker work); warnings go
         to the progress page. Raises RepositoryRefused or BuildFailed for the user."""
         source = request.resolved.source
         await checkouts.fetch_checkout(
-            source.fetch_url, request.resolved.version, checkout, env=self.git_environment_for(request),
-            display_name=source.display_name, timeout=self.checkout_timeout, log=self.log)
+            source.fetch_url, request.resolved.version, checkout,
+            rules=self.provider_for(source).git_rules(), credentials=request.credentials,
+            display_name=source.display_name, timeout=self.checkout_timeout,
+            log=lambda message: emit("fetching", message))
         try:
             environment = decide(checkouts.read_repo_files(checkout), self.policy())
         except EnvironmentRefused as e:
@@ -288,8 +283,8 @@ class Repo2DockerBuilder(Builder):
                     errors.append(str(record["error"]))
                 elif record.get("status") in ("Pushed", "Layer already exists") or "digest" in str(
                         record.get("status", "")):
-                    loop.call_soon_threadsafe(
-    emit, "pushing", f"{record.get('id', '')} {record['status']}".strip())
+                    status = f"{record.get('id', '')} {record['status']}".strip()
+                    loop.call_soon_threadsafe(emit, "pushing", status)
             return errors
 
         loop = asyncio.get_running_loop()
@@ -305,10 +300,19 @@ class Repo2DockerBuilder(Builder):
             raise BuildFailed(f"Built {image}, but pushing it to {name.registry} failed: "
                               f"{errors[-1]}.{hint}")
 
+    def provider_for(self, source):
+        """The provider (with the spawner's settings) that resolved ``source``; its rules bind
+        the build's clone too. GitProvider when none of the spawner's providers is named so."""
+        for cls in getattr(self.parent, "provider_classes", ()):
+            if cls.name == source.provider:
+                return cls(parent=self.parent, config=self.config)
+        return GitProvider(parent=self.parent, config=self.config)
+
     def r2d_settings(self, request=None, environment=None):
         """What repo2docker_config.py reads (as JSON in BINDERSPAWNER_R2D_SETTINGS); for a
-        ``request``, only the content provider its source needs; for a decided ``environment``
-        (the hub's checked clone), its buildpacks, base image and files."""
+        ``request``, only the content provider its source needs and the rules its clone obeys;
+        for a decided ``environment`` (the hub's checked clone), its buildpacks, base image and
+        files."""
         if environment is not None:
             env_settings = self.environment_settings(environment)
             return {
@@ -319,7 +323,9 @@ class Repo2DockerBuilder(Builder):
                 "content_providers": ["Local"],
                 "environment": env_settings,
             }
+        provider = self.provider_for(request.resolved.source) if request else GitProvider(config=self.config)
         return {
+            "git_rules": provider.git_rules(),
             "buildpacks": self.buildpacks,
             "base_image": self.base_image,
             "server_requirements": self.server_requirements,
@@ -338,8 +344,8 @@ class Repo2DockerBuilder(Builder):
             if name in os.environ:
                 env[name] = os.environ[name]
         env.update(request.env)
-        if request.credentials is not None and environment is None:  # repo2docker's own clone
-            env.update(request.credentials.git_environment())
+        if environment is None:  # repo2docker's own (checked) clone: builders/checkedfetch.py
+            env.update(credential_variables(request.credentials))
         return env
 
     async def build(self, request, emit):
@@ -404,6 +410,15 @@ def failure_message(display_name, version, reason, tail, environment=None):
     lines = messages.clean_log_tail(tail) if cause else tail
     head = f"{cause} ({first[:-1]})" if cause else first
     return f"{head}\n{messages.LOG_TAIL_HEADER}\n" + ("\n".join(lines) or "(no output)")
+
+
+def credential_variables(credentials):
+    """The member's token for the build's clone (builders/checkedfetch.py offers it to the
+    repository's URL only and drops it once the clone is done); {} without credentials."""
+    if credentials is None:
+        return {}
+    return {"BINDERSPAWNER_GIT_TOKEN": credentials.token,
+            "BINDERSPAWNER_GIT_USERNAME": credentials.username}
 
 
 def relay_log_line(raw, tail, emit):

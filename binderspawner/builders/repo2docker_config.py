@@ -7,11 +7,17 @@ from repo2docker import contentproviders
 from repo2docker.buildpacks import DockerBuildPack, LegacyBinderDockerBuildPack
 
 from binderspawner.builders.buildpacks.venv import make_venv_buildpack
+from binderspawner.builders.checkedfetch import CheckedGit, checked_provider
 
 settings = json.loads(os.environ["BINDERSPAWNER_R2D_SETTINGS"])
 c = get_config()  # noqa: F821 (provided by traitlets when repo2docker loads this file)
 
-c.Repo2Docker.content_providers = [getattr(contentproviders, name) for name in settings["content_providers"]]
+# Git: binderspawner's checked clone (builders/checkedfetch.py) instead of repo2docker's own.
+# Data records: downloads through the same address check as the hub's own requests.
+c.Repo2Docker.content_providers = [
+    CheckedGit if name == "Git"
+    else checked_provider(getattr(contentproviders, name), settings.get("git_rules"))
+    for name in settings["content_providers"]]
 if settings["base_image"]:
     c.Repo2Docker.base_image = settings["base_image"]
 if settings["buildpacks"] == "venv":

@@ -22,7 +22,8 @@ from traitlets import Bool, Dict, Float, List, Unicode, default, validate
 from binderspawner.errors import BuildFailed, LaunchError
 from binderspawner.providers.git import GitProvider
 from binderspawner.builders.registry import DOCKER_HUB, RegistryClient, parse_image
-from binderspawner.builders.repo2docker import LOG_TAIL, Repo2DockerBuilder, relay_log_line
+from binderspawner.builders.repo2docker import (LOG_TAIL, Repo2DockerBuilder, credential_variables,
+                                                relay_log_line)
 from binderspawner.kubernetes import objects
 
 
@@ -160,9 +161,10 @@ class KubernetesBuilder(Repo2DockerBuilder):
         """The build container's argv (pure): repo2docker building and pushing the image."""
         return [*self.repo2docker_command, "--push", *self.repo2docker_args(request)]
 
-    def pod_environment(self):
+    def pod_environment(self, request=None):
         return {
-            "BINDERSPAWNER_R2D_SETTINGS": json.dumps(self.r2d_settings()),
+            # With a request: the rules its clone obeys (the provider's allowed_private_hosts...).
+            "BINDERSPAWNER_R2D_SETTINGS": json.dumps(self.r2d_settings(request)),
             "GIT_ALLOW_PROTOCOL": ":".join(GitProvider(config=self.config).allowed_schemes),
             "GIT_TERMINAL_PROMPT": "0",
             "GIT_CONFIG_NOSYSTEM": "1",
@@ -177,7 +179,7 @@ class KubernetesBuilder(Repo2DockerBuilder):
             image=request.image,
             build_image=self.build_image,
             argv=self.command(request),
-            env=self.pod_environment(),
+            env=self.pod_environment(request),
             labels=labels,
             annotations=annotations,
             resources=self.build_resources,
@@ -201,7 +203,7 @@ class KubernetesBuilder(Repo2DockerBuilder):
         labels, _ = objects.split_metadata(request.labels)
         pod_name = objects.build_pod_name(request.image, self.pod_name_prefix)
         return objects.build_credentials_secret(name=objects.build_secret_name(pod_name),
-                                                env=request.credentials.git_environment(),
+                                                env=credential_variables(request.credentials),
                                                 labels=labels)
 
     async def build(self, request, emit):

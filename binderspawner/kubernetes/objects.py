@@ -64,8 +64,9 @@ def build_secret_name(pod_name, suffix="-git"):
 
 
 def build_credentials_secret(*, name, env, labels=None):
-    """An Opaque Secret holding the clone's git environment (a member's token as an
-    http.extraHeader), so the build pod gets it through ``envFrom`` and the token is never part of
+    """An Opaque Secret holding the clone's credential variables (the member's token, which the
+    build's checked clone offers to the repository's URL only; builders/checkedfetch.py), so the
+    build pod gets it through ``envFrom`` and the token is never part of
     the pod's spec, labels or annotations. Labelled like build pods plus BUILD_SECRET_LABEL, so the
     sweep can find leftovers."""
     return {

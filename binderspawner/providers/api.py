@@ -13,9 +13,10 @@ import datetime
 import email.utils
 import json
 import time
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.httpclient import HTTPRequest
+from tornado.simple_httpclient import SimpleAsyncHTTPClient
 from traitlets import Float, TraitError, Unicode, default, validate
 
 from binderspawner.errors import LaunchError
@@ -140,9 +141,10 @@ class ApiProvider(RepoProvider):
         if entry is None or entry[0] is not loop:
             resolver = CheckingResolver(allowed=allowed,
                                         setting=f"{type(self).__name__}.allowed_private_hosts")
+            # tornado's own client by name, whatever AsyncHTTPClient is configured to (JupyterHub
+            # picks CurlAsyncHTTPClient when pycurl is installed, which takes no resolver).
             entry = ApiProvider._clients[key] = (
-    loop, AsyncHTTPClient(
-        force_instance=True, resolver=resolver))
+                loop, SimpleAsyncHTTPClient(force_instance=True, resolver=resolver))
         return entry[1]
 
     def credential_urls(self, source):
@@ -165,19 +167,7 @@ class ApiProvider(RepoProvider):
         cached = self.etags.get(key) if conditional else None
         if cached:
             headers["If-None-Match"] = cached[0]
-        request = HTTPRequest(url, headers=headers, request_timeout=self.api_timeout,
-                              connect_timeout=self.api_timeout, follow_redirects=True, max_redirects=3)
-        stats["requests"] += 1
-        try:
-            response = await self.client().fetch(request, raise_error=False)
-        except LaunchError:
-            raise
-        except Exception as e:  # noqa: BLE001 - DNS, TLS, connection: all mean "unreachable"
-            raise Unreachable(str(e)) from e
-        if isinstance(response.error, LaunchError):
-            raise response.error
-        if response.code == 599:
-            raise Unreachable(str(response.error))
+        response = await self._fetch_following(url, headers)
         self.log.debug("%s GET %s -> %s", self.service, url, response.code)
         if response.code == 304 and cached:
             stats["not_modified"] += 1
@@ -190,6 +180,36 @@ class ApiProvider(RepoProvider):
         if response.code == 200 and response.headers.get("ETag") and conditional:
             self.etags.put(key, response.headers["ETag"], body)
         return response.code, body, response.headers
+
+    async def _fetch_following(self, url, headers, max_redirects=3):
+        """GET ``url``, following up to ``max_redirects`` redirects by hand: a redirect to another
+        origin (scheme, host, port) goes without the Authorization header, so a token reaches only
+        the host it was meant for. Every connection passes the CheckingResolver."""
+        for _ in range(max_redirects + 1):
+            request = HTTPRequest(url, headers=headers, request_timeout=self.api_timeout,
+                                  connect_timeout=self.api_timeout, follow_redirects=False)
+            stats["requests"] += 1
+            try:
+                response = await self.client().fetch(request, raise_error=False)
+            except LaunchError:
+                raise
+            except Exception as e:  # noqa: BLE001 - DNS, TLS, connection: all mean "unreachable"
+                raise Unreachable(str(e)) from e
+            if isinstance(response.error, LaunchError):
+                raise response.error
+            if response.code == 599:
+                raise Unreachable(str(response.error))
+            location = response.headers.get("Location")
+            if response.code not in (301, 302, 303, 307, 308) or not location:
+                return response
+            target = urljoin(url, location)
+            if urlsplit(target).scheme not in ("http", "https"):
+                break
+            if _origin(target) != _origin(url):
+                headers = {k: v for k, v in headers.items() if k not in ("Authorization", "If-None-Match")}
+            url = target
+        raise LaunchError(f"{self.service} answered with too many redirects. Try again later.",
+                          field="repo", status=502)
 
     async def api_json(self, url, *, credentials=None, not_found=None):
         """GET a JSON document; 404 -> ``not_found`` (a LaunchError), other failures explained."""
@@ -235,6 +255,12 @@ class ApiProvider(RepoProvider):
                                   status=502) from None
             raise
         return resolved.version, resolved.resolved_from
+
+
+def _origin(url):
+    parts = urlsplit(url)
+    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
 
 
 class GitHostProvider(ApiProvider):

@@ -6,7 +6,6 @@ at that version; images are named from ``source.slug`` and the version.
 """
 
 import asyncio
-import base64
 import fnmatch
 import hashlib
 import re
@@ -88,12 +87,6 @@ class TokenCredentials:
     def authorization(self):
         return f"{self.scheme} {self.token}"
 
-    def git_environment(self):
-        """git sends the token as an HTTP header from its environment: never in a URL or argv."""
-        basic = base64.b64encode(f"{self.username}:{self.token}".encode()).decode()
-        return {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
-                "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}"}
-
 
 @dataclass(frozen=True)
 class ResolvedRepo:
@@ -162,6 +155,15 @@ class RepoProvider(LoggingConfigurable):
         source or on one provider class (c.GitLabProvider.allowed_private_hosts).""",
     ).tag(config=True)
 
+    plain_http_hosts = List(
+        Unicode(),
+        [],
+        help="""Hosts (shell-style patterns) to which members' access tokens may be sent over plain
+        http://, e.g. a lab git server reachable only inside a trusted network. Tokens go over
+        https:// everywhere, over http:// only to loopback and to these hosts, never over git://;
+        a launch that would need otherwise is refused with a message naming this setting.""",
+    ).tag(config=True)
+
     check_access_for_commits = Bool(
         True,
         help="""Ask the host at every launch of a full commit sha too (one request, cached for
@@ -180,6 +182,17 @@ class RepoProvider(LoggingConfigurable):
         """Refuse (LaunchError) a host resolving to an internal address unless allow-listed."""
         await hosts.check_host(host, self.private_host_allow_list(),
                                setting=f"{type(self).__name__}.allowed_private_hosts")
+
+    def git_rules(self):
+        """What git_access checks Git URLs of this provider against (see providers.git)."""
+        return {"allowed_private_hosts": list(self.private_host_allow_list()),
+                "plain_http_hosts": list(self.plain_http_hosts),
+                "setting": f"{type(self).__name__}.allowed_private_hosts"}
+
+    async def git_access(self, url, credentials=None):
+        """The checked, pinned GitAccess for contacting ``url`` (providers.git.git_access)."""
+        from binderspawner.providers.git import git_access  # git.py builds on this module
+        return await git_access(url, credentials=credentials, **self.git_rules())
 
     def credential_urls(self, source):
         """Where resolving and building ``source`` sends a user's token: all must be covered."""
@@ -200,7 +213,8 @@ class RepoProvider(LoggingConfigurable):
         """Return a ResolvedRepo with an immutable version, or raise LaunchError.
 
         ``ref`` is the branch, tag or sha to use (None: the default branch); ``credentials`` a
-        TokenCredentials-like object (``authorization()``, ``git_environment()``, ``cache_key``)
+        TokenCredentials-like object (``token``, ``username``, ``covers()``, ``authorization()``,
+        ``cache_key``)
         for one user's private repositories, or None."""
         raise NotImplementedError
 

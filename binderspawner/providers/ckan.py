@@ -1,5 +1,6 @@
-"""CKAN datasets: ``ckan/<url-escaped dataset URL>`` on any CKAN site, or a plain dataset URL
-(``https://<site>/dataset/<name>[/history/<activity id>]``) on one of ``hosts``. The version is the
+"""CKAN datasets: ``ckan/<url-escaped dataset URL>`` or a plain dataset URL
+(``https://<site>/dataset/<name>[/history/<activity id>]``), on one of ``hosts`` only (none by
+default). The version is the
 activity id when the URL names one, otherwise ``<name>.v<epoch of metadata_modified>`` from the
 action API's ``package_show``. The build fetches the dataset URL with repo2docker's CKAN content
 provider.
@@ -44,17 +45,21 @@ class CKANProvider(RecordProvider):
     hosts = List(
         Unicode(),
         [],
-        help="""Host names (shell patterns) of CKAN sites whose plain dataset URLs
-        ('https://<host>/dataset/<name>') are recognised. The ckan/<url-escaped URL> spec works for
-        any site (still subject to allowed_private_hosts).""",
+        help="""Host names (shell patterns) of the CKAN sites users may launch datasets from, by
+        plain dataset URL ('https://<host>/dataset/<name>') or ckan/<url-escaped URL>. Empty (the
+        default): no CKAN site. A build downloads every resource URL the dataset lists, so name
+        only sites you trust; each download is still refused for internal addresses
+        (allowed_private_hosts), redirects included.""",
     ).tag(config=True)
+
+    def known_site(self, host):
+        return any(fnmatch.fnmatchcase(host.lower(), p.lower()) for p in self.hosts)
 
     def parse(self, repo):
         rest = after_prefix(repo, self.prefix)
         if rest is None:
             host = (urlsplit(repo).hostname or "") if "://" in repo else ""
-            if not host or not any(fnmatch.fnmatchcase(host, p.lower()) for p in self.hosts) \
-                    or "/dataset/" not in repo:
+            if not host or not self.known_site(host) or "/dataset/" not in repo:
                 return None
             url = repo
         else:
@@ -73,6 +78,11 @@ class CKANProvider(RecordProvider):
         if not found or not NAME.match(found.group(2)):
             raise invalid(repo, "it is not the address of a CKAN dataset (…/dataset/<name>)", HINT)
         site, name, activity = found.groups()
+        if not self.known_site(parts.hostname):
+            raise LaunchError(f"{parts.hostname} is not a CKAN site this hub launches datasets from"
+                              + (f" (it launches from {', '.join(self.hosts)})" if self.hosts else "")
+                              + ". A hub admin can add it to c.CKANProvider.hosts.", field="repo",
+                              status=403)
         query = parse_qs(parts.query)
         if activity is None and query.get("activity_id"):
             activity = query["activity_id"][0]

@@ -1,8 +1,13 @@
 """Any Git repository reachable over https, http or git://, resolved with ``git ls-remote``.
 
 Git runs without a shell, with every transport but the allowed ones switched off
-(``GIT_ALLOW_PROTOCOL``, which also binds submodules), without the system or global git config (no ``insteadOf`` rewrites),
-and with prompts disabled, so a user-supplied URL can only ever be fetched the way we intended.
+(``GIT_ALLOW_PROTOCOL``, which also binds submodules), without the system or global git config (no
+``insteadOf`` rewrites), and with prompts disabled, so a user-supplied URL can only ever be fetched
+the way we intended.
+
+Every git command that contacts a remote gets its environment from ``git_access`` (one URL: checked,
+pinned to the checked address, no redirects, a member's token offered to that URL only);
+``checkout`` is the build's clone built on it (submodules each checked, cloned without credentials).
 """
 
 import asyncio
@@ -12,12 +17,15 @@ import os
 import re
 import shutil
 import tempfile
+from dataclasses import dataclass, field
+from typing import Optional
 from urllib.parse import quote, unquote, urlsplit
 
 from traitlets import Float, List, TraitError, Unicode, validate
 
-from binderspawner.errors import LaunchError
+from binderspawner.errors import BuildFailed, LaunchError
 from binderspawner.launch.options import validate_ref
+from binderspawner.providers import hosts
 from binderspawner.providers.base import FULL_SHA, RepoProvider, RepoSource, ResolvedRepo
 
 SHORT_SHA = re.compile(r"^[0-9a-fA-F]{7,63}$")
@@ -46,6 +54,131 @@ def git_environment(allowed_schemes, extra=None):
             env[name] = os.environ[name]
     env.update(extra or {})
     return env
+
+
+# git asks this credential helper (a shell function, no user input in it) after a 401. It answers
+# only for the one repository URL in BINDERSPAWNER_GIT_URL, compared with what git asks for
+# (protocol, host[:port] and path; credential.useHttpPath): a submodule, another path on the same
+# host or a redirect target gets nothing. The token stays in the environment, never in argv or a URL.
+CREDENTIAL_HELPER = (
+    '!f() { test "$1" = get || exit 0; s= h= p=; '
+    'while IFS= read -r l; do case "$l" in protocol=*) s="${l#protocol=}";; '
+    'host=*) h="${l#host=}";; path=*) p="${l#path=}";; esac; done; '
+    'test -n "$BINDERSPAWNER_GIT_URL" && test "$s://$h/$p" = "$BINDERSPAWNER_GIT_URL" || exit 0; '
+    'printf "username=%s\\npassword=%s\\n" "$BINDERSPAWNER_GIT_USERNAME" "$BINDERSPAWNER_GIT_TOKEN"; }; f')
+DEFAULT_PORTS = {"https": 443, "http": 80, "git": 9418}
+
+
+def config_environment(entries):
+    """git configuration as GIT_CONFIG_COUNT/KEY/VALUE variables (pure): it binds every git process
+    started with this environment, submodule clones included, and no file holds it."""
+    env = {"GIT_CONFIG_COUNT": str(len(entries))}
+    for i, (key, value) in enumerate(entries):
+        env[f"GIT_CONFIG_KEY_{i}"] = key
+        env[f"GIT_CONFIG_VALUE_{i}"] = value
+    return env
+
+
+def credential_url(url):
+    """``url`` as git's credential helper protocol describes it: 'scheme://host[:port]/path' with
+    the path decoded and without trailing '/' (pure)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/{unquote(parts.path.lstrip('/')).rstrip('/')}"
+
+
+def access_config(url, *, address=None, credentials=False):
+    """The git configuration for contacting ``url`` (pure): no redirects, no credential helpers but
+    ours, the host pinned to the already checked ``address`` (None: not pinned), and with
+    ``credentials`` the helper that answers for exactly this URL."""
+    parts = urlsplit(url)
+    entries = [("http.followRedirects", "false"), ("credential.helper", ""),
+               ("credential.useHttpPath", "true")]
+    host = parts.hostname
+    if address is not None and host and _is_name(host):
+        port = parts.port or DEFAULT_PORTS[parts.scheme]
+        literal = f"[{address}]" if ":" in address else address
+        if parts.scheme == "git":
+            # git:// has no resolve option: the checked address replaces the name in the URL.
+            entries.append((f"url.git://{literal}:{port}/.insteadOf", f"git://{parts.netloc}/"))
+        else:
+            entries.append(("http.curloptResolve", f"{host}:{port}:{literal}"))
+    if credentials:
+        entries.append((f"credential.{url}.helper", CREDENTIAL_HELPER))
+    return entries
+
+
+def _is_name(host):
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return False
+    except ValueError:
+        return True
+
+
+def credentials_problem(url, addresses, plain_http_hosts=()):
+    """Why a member's token must not go to ``url`` at ``addresses`` (pure), or None when it may.
+
+    https: yes. git://: never (it has no authentication). http://: only to loopback (the hub's own
+    machine) or to a host the admin named in RepoProvider.plain_http_hosts; elsewhere it would
+    cross the network in clear."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme == "https":
+        return None
+    if parts.scheme == "http":
+        if addresses and all(ipaddress.ip_address(a).is_loopback for a in addresses):
+            return None
+        if any(fnmatch.fnmatchcase(host, pattern.lower()) for pattern in plain_http_hosts):
+            return None
+        return (f"your access token is not sent over plain http:// to '{host}'. Use the https:// "
+                "address, or ask the hub admin to add the host to c.RepoProvider.plain_http_hosts.")
+    return f"{parts.scheme}:// cannot carry your access token. Use the https:// address."
+
+
+@dataclass(frozen=True)
+class GitAccess:
+    """How git may contact one repository URL: run ``git`` with ``env`` and give it ``url``.
+
+    ``address`` is the checked address git is pinned to (None for an IP literal URL);
+    ``with_credentials`` says whether the member's token is offered (to this URL only)."""
+
+    url: str
+    env: dict = field(repr=False)
+    address: Optional[str] = None
+    with_credentials: bool = False
+
+
+def credential_environment(url, credentials):
+    """The variables the credential helper reads for ``url`` (pure; the token is among them)."""
+    return {"BINDERSPAWNER_GIT_URL": credential_url(url),
+            "BINDERSPAWNER_GIT_USERNAME": credentials.username,
+            "BINDERSPAWNER_GIT_TOKEN": credentials.token}
+
+
+async def git_access(url, *, credentials=None, allowed_schemes=("https", "http", "git"),
+                     allowed_hosts=(), allowed_private_hosts=(), plain_http_hosts=(),
+                     setting="GitProvider.allowed_private_hosts"):
+    """Check ``url`` and return the GitAccess for contacting it, the one way this package runs git
+    against a remote (resolving refs, the build's clone, each submodule).
+
+    The URL must pass parse_git_url; every address its host resolves to must be admitted
+    (hosts.checked_addresses); git is pinned to the first of them and follows no redirects.
+    ``credentials`` (TokenCredentials or None) are offered only when they cover the URL's host,
+    only to this exact URL, and never in clear over the network (credentials_problem: raises
+    LaunchError naming the reason). Without credentials no token reaches git at all."""
+    url = parse_git_url(url, allowed_schemes=list(allowed_schemes), allowed_hosts=list(allowed_hosts))
+    host = urlsplit(url).hostname
+    addresses = await hosts.checked_addresses(host, allowed_private_hosts, setting=setting)
+    send = credentials is not None and credentials.covers(url)
+    if send:
+        problem = credentials_problem(url, addresses, plain_http_hosts)
+        if problem:
+            raise LaunchError(f"Not contacting {url}: {problem}", field="repo", status=403)
+    address = addresses[0] if _is_name(host) else None
+    extra = config_environment(access_config(url, address=address, credentials=send))
+    if send:
+        extra.update(credential_environment(url, credentials))
+    return GitAccess(url, git_environment(allowed_schemes, extra), address, send)
 
 
 def parse_git_url(repo, *, allowed_schemes, allowed_hosts):
@@ -201,9 +334,13 @@ class GitProvider(RepoProvider):
         exact = [h for h in self.allowed_hosts if not any(c in h for c in "*?[")]
         return [*self.allowed_private_hosts, *exact]
 
+    def git_rules(self):
+        return {**super().git_rules(), "allowed_schemes": list(self.allowed_schemes),
+                "allowed_hosts": list(self.allowed_hosts)}
+
     async def resolve(self, source, ref, *, credentials=None):
-        await self.check_host(urlsplit(source.fetch_url).hostname)
         if self.trusts_commit(ref):
+            await self.check_host(urlsplit(source.fetch_url).hostname)
             return ResolvedRepo(source, ref, ref.lower(), f"commit {ref[:12]}")
         sha, description = await self.cached(
             (source.fetch_url, ref, credentials and credentials.cache_key),
@@ -212,16 +349,16 @@ class GitProvider(RepoProvider):
         return ResolvedRepo(source, ref, sha, description)
 
     async def _lookup(self, source, ref, credentials):
+        access = await self.git_access(source.fetch_url, credentials)
         if ref and FULL_SHA.match(ref.lower()):
             # Any commit can be asked for by its sha; the lookup is the access check.
-            await self._git(source, "ls-remote", "--", source.fetch_url, "HEAD", credentials=credentials)
+            await self._git(source, "ls-remote", "--", access.url, "HEAD", access=access)
             return ref.lower(), f"commit {ref[:12]}"
-        output = await self._git(source, "ls-remote", "--symref", "--", source.fetch_url,
-                                 credentials=credentials)
+        output = await self._git(source, "ls-remote", "--symref", "--", access.url, access=access)
         refs, head = parse_ls_remote(output)
         picked = pick_commit(refs, head, ref)
         if picked is None and ref and SHORT_SHA.match(ref):
-            picked = await self._resolve_short_sha(source, ref.lower(), credentials)
+            picked = await self._resolve_short_sha(source, ref.lower(), access)
         if picked is None and ref is None:
             raise LaunchError(f"{source.display_name} has no default branch. Give a branch, tag or "
                               "commit as the ref.", field="ref")
@@ -230,14 +367,14 @@ class GitProvider(RepoProvider):
                               "spelling, or give a full commit sha.", field="ref")
         return picked
 
-    async def _resolve_short_sha(self, source, prefix, credentials):
+    async def _resolve_short_sha(self, source, prefix, access):
         """A short sha that is no branch tip: fetch the commit graph only (no trees, no blobs)."""
         workdir = tempfile.mkdtemp(prefix="binderspawner-resolve-")
         try:
             await self._git(source, "init", "--quiet", "--bare", workdir)
             await self._git(source, "-C", workdir, "fetch", "--quiet", "--filter=tree:0", "--no-tags",
-                            "--", source.fetch_url, "+refs/heads/*:refs/heads/*",
-                            "+refs/tags/*:refs/tags/*", credentials=credentials)
+                            "--", access.url, "+refs/heads/*:refs/heads/*",
+                            "+refs/tags/*:refs/tags/*", access=access)
             try:
                 sha = await self._git(source, "-C", workdir, "rev-parse", "--verify", "--quiet",
                                       f"{prefix}^{{commit}}")
@@ -247,9 +384,9 @@ class GitProvider(RepoProvider):
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    async def _git(self, source, *args, credentials=None):
-        env = git_environment(self.allowed_schemes,
-                              credentials.git_environment() if credentials else None)
+    async def _git(self, source, *args, access=None):
+        """Run git; ``access`` (from git_access) for commands that contact the remote."""
+        env = access.env if access is not None else git_environment(self.allowed_schemes)
         proc = await asyncio.create_subprocess_exec(
             "git", *args,
             stdin=asyncio.subprocess.DEVNULL,
@@ -273,9 +410,82 @@ class GitProvider(RepoProvider):
         self.log.info("git failed for %s: %s", source.display_name, stderr.strip()[-500:])
         unreachable = ("Could not resolve host", "Connection refused", "Failed to connect",
                        "timed out", "unable to connect", "Network is unreachable")
+        if re.search(r"returned error: 30[1278]|redirect", stderr, re.IGNORECASE):
+            return LaunchError(f"The server of {source.display_name} answered with a redirect; this hub "
+                               "follows none (the checked address must be the one used). Give the "
+                               "address it redirects to.", field="repo", status=502)
         if any(text.lower() in stderr.lower() for text in unreachable):
             return LaunchError(f"Could not reach the host of {source.display_name}. Check the URL, "
                                "or try again later.", field="repo", status=502)
         # Missing and private repositories get the same answer, so private names do not leak.
         return LaunchError(f"Repository {source.display_name} was not found, or you do not have "
                            "access to it.", field="repo", status=404)
+
+
+class CheckoutFailed(BuildFailed):
+    """A build's clone failed; the message names the URL or submodule and says why."""
+
+
+async def _run_git(argv, env, timeout, what):
+    proc = await asyncio.create_subprocess_exec(
+        "git", *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, env=env)
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise CheckoutFailed(f"{what} took longer than {timeout:g} s.") from None
+    text = out.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        raise CheckoutFailed(f"{what} failed: {text.strip()[-500:]}")
+    return text
+
+
+async def checkout(url, commit, dest, *, credentials=None, rules=None, timeout=600, log=print):
+    """Clone ``url`` at ``commit`` into ``dest``, then its submodules, each contacted through
+    git_access (checked, pinned, no redirects).
+
+    ``credentials`` are offered to ``url`` alone: submodules are always cloned without them, so
+    an image built with one member's rights holds nothing from a private submodule another
+    member could not read (a private submodule fails the build with a message naming it)."""
+    rules = dict(rules or {})
+    access = await git_access(url, credentials=credentials, **rules)
+    local = git_environment(rules.get("allowed_schemes", ("https", "http", "git")))
+    log(f"Cloning {access.url}")
+    await _run_git(["clone", "--quiet", "--no-checkout", "--no-recurse-submodules", "--",
+                    access.url, dest], access.env, timeout, f"Cloning {access.url}")
+    await _run_git(["-C", dest, "checkout", "--quiet", "--detach", commit, "--"], local, timeout,
+                   f"Checking out {commit[:12]}")
+    await _submodules(dest, url, rules, local, timeout, log, depth=0)
+
+
+async def _submodules(repo_dir, parent_url, rules, local, timeout, log, depth):
+    if not os.path.isfile(os.path.join(repo_dir, ".gitmodules")):
+        return
+    if depth >= 8:
+        raise CheckoutFailed(f"Submodules of {parent_url} are nested more than 8 levels deep.")
+    await _run_git(["-C", repo_dir, "submodule", "init", "--quiet"], local, timeout,
+                   f"Reading the submodules of {parent_url}")
+    listing = await _run_git(["-C", repo_dir, "config", "--null", "--get-regexp", r"^submodule\..*\.url$"],
+                             local, timeout, f"Reading the submodules of {parent_url}")
+    for record in filter(None, listing.split("\0")):
+        key, _, sub_url = record.partition("\n")
+        name = key[len("submodule."):-len(".url")]
+        path = (await _run_git(["-C", repo_dir, "config", "--file", ".gitmodules", "--get",
+                                f"submodule.{name}.path"], local, timeout,
+                               f"Reading submodule {name!r}")).strip()
+        try:
+            access = await git_access(sub_url, credentials=None, **rules)
+        except LaunchError as e:
+            raise CheckoutFailed(f"Submodule {path!r} of {parent_url} is not fetched: {e.message}") from None
+        log(f"Cloning submodule {path} from {access.url} (without your credentials)")
+        await _run_git(["-C", repo_dir, "config", f"submodule.{name}.url", access.url], local, timeout,
+                       f"Submodule {path!r}")
+        try:
+            await _run_git(["-C", repo_dir, "submodule", "update", "--quiet", "--", path], access.env,
+                           timeout, f"Cloning submodule {path!r} from {access.url}")
+        except CheckoutFailed as e:
+            raise CheckoutFailed(f"{e} Submodules are cloned without members' credentials, so each "
+                                 "must be readable without them.") from None
+        await _submodules(os.path.join(repo_dir, path), access.url, rules, local, timeout, log, depth + 1)

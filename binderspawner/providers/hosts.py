@@ -9,8 +9,10 @@ entry of ``GitProvider.allowed_hosts``).
 
 ``refusal`` is the pure decision; ``check_host`` does the asynchronous DNS lookup; ``CheckingResolver``
 makes tornado's HTTP client apply the same decision to every connection it opens (redirects
-included), so the address checked is the address connected to. git resolves names itself, so for git
-the check runs just before git does (a DNS answer that changes in between is not caught).
+included), so the address checked is the address connected to. git resolves names itself, so
+``checked_addresses`` hands the checked answer to providers.git.git_access, which pins git to it
+(``http.curloptResolve``; git:// rewritten to the address): a DNS answer that changes later (DNS
+rebinding) is never used. A host is admitted only when every one of its addresses is.
 """
 
 import asyncio
@@ -44,20 +46,36 @@ def address_problem(address):
     return None
 
 
-def is_allow_listed(host, addresses, allowed):
-    """Does the admin's ``allowed`` list (host patterns, IP addresses or networks) cover ``host``?"""
-    host = host.lower().rstrip(".")
+def _split_allowed(allowed):
+    """The admin's list as (host patterns, IP networks)."""
+    patterns, networks = [], []
     for entry in allowed:
         entry = entry.strip().lower()
         try:
-            network = ipaddress.ip_network(entry, strict=False)
+            networks.append(ipaddress.ip_network(entry, strict=False))
         except ValueError:
-            if fnmatch.fnmatchcase(host, entry.rstrip(".")):
-                return True
-            continue
-        if any(ipaddress.ip_address(a) in network for a in addresses):
-            return True
-    return False
+            patterns.append(entry.rstrip("."))
+    return patterns, networks
+
+
+def is_allow_listed(host, addresses, allowed):
+    """Does the admin's ``allowed`` list cover ``host`` at every one of ``addresses``?
+
+    A host pattern names the host itself (all its addresses). IP networks must hold **every**
+    address: a name with one allow-listed address and one internal one is not admitted, or any
+    DNS answer could add the cloud metadata service to a trusted name."""
+    host = host.lower().rstrip(".")
+    patterns, networks = _split_allowed(allowed)
+    if any(fnmatch.fnmatchcase(host, pattern) for pattern in patterns):
+        return True
+    return bool(addresses) and bool(networks) and all(
+        any(ipaddress.ip_address(a) in network for network in networks) for a in addresses)
+
+
+def address_allow_listed(address, allowed):
+    """Is ``address`` inside one of the IP networks of the admin's ``allowed`` list (pure)?"""
+    _, networks = _split_allowed(allowed)
+    return any(ipaddress.ip_address(address) in network for network in networks)
 
 
 def refusal(host, addresses, allowed=(), *, setting="RepoProvider.allowed_private_hosts"):
@@ -69,7 +87,7 @@ def refusal(host, addresses, allowed=(), *, setting="RepoProvider.allowed_privat
         return None
     for address in addresses:
         problem = address_problem(address)
-        if problem:
+        if problem and not address_allow_listed(address, allowed):
             return LaunchError(
                 f"The host '{host}' resolves to {address}, {problem}; this hub does not contact such "
                 f"addresses for launches. If it is a trusted server, a hub admin can allow it with "
@@ -93,9 +111,17 @@ async def lookup(host, port=None):
 
 async def check_host(host, allowed=(), *, setting="RepoProvider.allowed_private_hosts"):
     """Raise LaunchError unless the hub may contact ``host`` for a launch."""
-    error = refusal(host, await lookup(host), allowed, setting=setting)
+    await checked_addresses(host, allowed, setting=setting)
+
+
+async def checked_addresses(host, allowed=(), *, setting="RepoProvider.allowed_private_hosts"):
+    """All addresses of ``host``, each one admitted; raises LaunchError otherwise. Callers connect
+    to these addresses only (never resolve the name again)."""
+    addresses = await lookup(host)
+    error = refusal(host, addresses, allowed, setting=setting)
     if error:
         raise error
+    return addresses
 
 
 class CheckingResolver(Resolver):

@@ -41,6 +41,8 @@ c.LabOIDCAuthenticator.allowed_groups = {{"lab"}}
 c.LabOIDCAuthenticator.credential_hosts = [lab["git_host"]]
 c.GitProvider.allowed_hosts = ["127.0.0.1", lab["git_ip"]]
 c.RepoProvider.allowed_private_hosts = [lab["git_ip"]]
+# the lab's git server speaks plain http on this host's bridge: members' tokens may go there
+c.RepoProvider.plain_http_hosts = [lab["git_ip"]]
 c.JupyterHub.load_roles.append(
     {{"name": "user", "scopes": ["self", "shares!user", "read:users:name", "read:groups:name"]}})
 c.PushBack.enabled = True

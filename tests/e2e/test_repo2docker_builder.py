@@ -122,6 +122,10 @@ def test_environment_carries_the_settings(tmp_path):
         "server_requirements": ["jupyterlab==4.2.0"],
         "extra_ca_bundle": str(bundle),
         "content_providers": ["Git"],  # only the one this (git) source needs
+        # what the build's checked clone obeys: the resolving provider's rules (GitProvider here)
+        "git_rules": {"allowed_private_hosts": [], "plain_http_hosts": [],
+                      "setting": "GitProvider.allowed_private_hosts",
+                      "allowed_schemes": ["https", "http", "git"], "allowed_hosts": []},
     }
 
 
@@ -206,7 +210,7 @@ def test_config_file_sets_up_the_venv_buildpack(tmp_path):
     builder = Repo2DockerBuilder(server_requirements=["jupyterhub==6.1.1", "jupyterlab>=4"],
                                  extra_ca_bundle=str(bundle))
     loaded = load_config_as_repo2docker_would(builder, tmp_path)
-    assert loaded["content_providers"] == ["Git"]
+    assert loaded["content_providers"] == ["CheckedGit"]  # binderspawner's checked clone
     assert loaded["base_image"] == "binderspawner-base:bookworm"
     assert loaded["buildpacks"] == ["LegacyBinderDockerBuildPack", "DockerBuildPack", "VenvBuildPack"]
     assert loaded["default"] == {"venv": True, "server_requirements": ["jupyterhub==6.1.1", "jupyterlab>=4"],
@@ -218,7 +222,7 @@ def test_config_file_leaves_repo2dockers_buildpacks_alone(tmp_path):
     assert loaded["buildpacks"] == []
     assert loaded["default"] is None
     assert loaded["base_image"] is None
-    assert loaded["content_providers"] == ["Git"]
+    assert loaded["content_providers"] == ["CheckedGit"]
 
 
 # extra_ca_bundle --------------------------------------------------------------------------------------

@@ -9,13 +9,16 @@ import textwrap
 import uuid
 
 import pytest
+from traitlets.config import Config
 
 from binderspawner.builders import BuildRequest, Repo2DockerBuilder
 from binderspawner.builders.checkout import CheckoutFailed, fetch_checkout, read_repo_files
 from binderspawner.builders.environment import EnvironmentRefused
 from binderspawner.errors import BuildFailed, RepositoryRefused
 from binderspawner.providers import RepoSource, ResolvedRepo
-from binderspawner.providers.git import git_environment
+
+# The test git server is on loopback: admitted for these tests, as the hub's config would.
+RULES = {"allowed_schemes": ["git"], "allowed_private_hosts": ["127.0.0.1"]}
 
 
 def new_repo(git_server, files):
@@ -28,7 +31,7 @@ async def checkout(git_server, files, tmp_path):
     url, sha = new_repo(git_server, files)
     dest = tmp_path / "co"
     dest.mkdir()
-    await fetch_checkout(url, sha, str(dest), env=git_environment(["git"]), display_name=url)
+    await fetch_checkout(url, sha, str(dest), rules=RULES, display_name=url)
     return dest
 
 
@@ -38,7 +41,7 @@ async def test_checkout_is_at_the_commit_with_history(git_server, tmp_path):
     git_server.commit(name, {"requirements.txt": "pandas\n"})
     dest = tmp_path / "co"
     dest.mkdir()
-    await fetch_checkout(url, first, str(dest), env=git_environment(["git"]), display_name=url)
+    await fetch_checkout(url, first, str(dest), rules=RULES, display_name=url)
     assert (dest / "requirements.txt").read_text() == "numpy\n"
     assert read_repo_files(str(dest)).files["requirements.txt"] == "numpy\n"
 
@@ -47,7 +50,7 @@ async def test_a_commit_the_repository_does_not_have_fails_naming_it(git_server,
     url, _ = new_repo(git_server, {"a": "b"})
     missing = "0" * 40
     with pytest.raises(CheckoutFailed) as info:
-        await fetch_checkout(url, missing, str(tmp_path), env=git_environment(["git"]), display_name=url)
+        await fetch_checkout(url, missing, str(tmp_path), rules=RULES, display_name=url)
     assert url in str(info.value) and missing[:12] in str(info.value)
 
 
@@ -61,7 +64,7 @@ async def test_symlinked_runtime_txt_to_a_host_file_is_refused_without_reading_i
     sha = git_server.commit(name, {})
     dest = tmp_path / "co"
     dest.mkdir()
-    await fetch_checkout(url, sha, str(dest), env=git_environment(["git"]), display_name=url)
+    await fetch_checkout(url, sha, str(dest), rules=RULES, display_name=url)
     assert os.path.islink(dest / "runtime.txt")
     with pytest.raises(EnvironmentRefused) as info:
         read_repo_files(str(dest))
@@ -76,7 +79,7 @@ async def test_symlinked_binder_directory_out_of_the_checkout_is_refused(git_ser
     sha = git_server.commit(name, {})
     dest = tmp_path / "co"
     dest.mkdir()
-    await fetch_checkout(url, sha, str(dest), env=git_environment(["git"]), display_name=url)
+    await fetch_checkout(url, sha, str(dest), rules=RULES, display_name=url)
     with pytest.raises(EnvironmentRefused, match="^binder is a symbolic link"):
         read_repo_files(str(dest))
 
@@ -89,7 +92,7 @@ async def test_links_inside_the_checkout_and_included_requirements_are_read(git_
     sha = git_server.commit(name, {})
     dest = tmp_path / "co"
     dest.mkdir()
-    await fetch_checkout(url, sha, str(dest), env=git_environment(["git"]), display_name=url)
+    await fetch_checkout(url, sha, str(dest), rules=RULES, display_name=url)
     files = read_repo_files(str(dest))
     assert files.dirs == {"binder"}
     assert files.files["binder/requirements.txt"].startswith("numpy")
@@ -104,7 +107,7 @@ async def test_included_requirements_out_of_the_checkout_are_refused(git_server,
     sha = git_server.commit(name, {})
     dest = tmp_path / "co"
     dest.mkdir()
-    await fetch_checkout(url, sha, str(dest), env=git_environment(["git"]), display_name=url)
+    await fetch_checkout(url, sha, str(dest), rules=RULES, display_name=url)
     with pytest.raises(EnvironmentRefused, match="^sub/x.txt is a symbolic link"):
         read_repo_files(str(dest))
 
@@ -129,7 +132,9 @@ def make_builder(tmp_path, **traits):
     record = tmp_path / "record.json"
     script = tmp_path / "fake_repo2docker.py"
     script.write_text(f"RECORD = {str(record)!r}\n" + textwrap.dedent(STAND_IN))
-    return FoundImages(repo2docker_command=[sys.executable, str(script)], **traits), record
+    config = Config()
+    config.GitProvider.allowed_private_hosts = ["127.0.0.1"]  # the test git server
+    return FoundImages(repo2docker_command=[sys.executable, str(script)], config=config, **traits), record
 
 
 def make_request(url, sha, scratch):
@@ -219,5 +224,5 @@ async def test_submodules_are_checked_out_as_repo2docker_does(git_server, tmp_pa
     sha = git_server.commit(name, {})
     dest = tmp_path / "co"
     dest.mkdir()
-    await fetch_checkout(url, sha, str(dest), env=git_environment(["git"]), display_name=url)
+    await fetch_checkout(url, sha, str(dest), rules=RULES, display_name=url)
     assert (dest / "data" / "data.csv").read_text() == "a,b\n"

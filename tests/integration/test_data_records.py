@@ -158,7 +158,7 @@ async def test_a_ref_for_a_record_is_refused(api):
 
 
 async def test_ckan_site_on_a_private_address_is_refused(api):
-    provider = CKANProvider()
+    provider = CKANProvider(hosts=["127.0.0.1"])
     source = provider.parse("ckan/" + api.url("/ckan/dataset/sample").replace("/", "%2F").replace(":", "%3A"))
     with pytest.raises(LaunchError) as info:
         await provider.resolve(source, None)

@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from binderspawner.builders.repo2docker import credential_variables
 from binderspawner.builders import BuildRequest
 from binderspawner.errors import BuildFailed
 from binderspawner.kubernetes import KubernetesBuilder, objects
@@ -230,7 +231,7 @@ async def test_a_private_build_gets_the_token_from_a_secret_created_before_its_p
     assert creates == [SECRETS, PODS], "the Secret exists before the pod that reads it"
     secret = body(api, "POST", SECRETS)
     assert secret["metadata"]["name"] == secret_name() and secret["type"] == "Opaque"
-    assert secret["stringData"] == private_request().credentials.git_environment()
+    assert secret["stringData"] == credential_variables(private_request().credentials)
     assert secret["metadata"]["labels"][objects.BUILD_SECRET_LABEL] == "git"
     pod = body(api, "POST", PODS)
     assert pod["spec"]["containers"][0]["envFrom"] == [{"secretRef": {"name": secret_name()}}]
@@ -286,7 +287,7 @@ async def test_a_leftover_secret_is_replaced(api, builder):
     assert api.calls("POST") == [SECRETS, PODS]  # the Secret refused (409) and replaced, then the pod
     assert api.calls("PUT") == [f"{SECRETS}/{secret_name()}"]
     assert body(api, "PUT", f"{SECRETS}/{secret_name()}")["stringData"] == \
-        private_request().credentials.git_environment()
+        credential_variables(private_request().credentials)
     assert api.secrets == {}
 
 

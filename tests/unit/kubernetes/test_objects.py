@@ -17,6 +17,7 @@ import pytest
 import yaml
 from traitlets.config import Config
 
+from binderspawner.builders.repo2docker import credential_variables
 from binderspawner.builders import BuildRequest
 from binderspawner.kubernetes import KubeBinderSpawner, KubernetesBuilder, objects
 from binderspawner.providers import RepoSource, ResolvedRepo
@@ -176,7 +177,7 @@ def test_the_credentials_secret_holds_the_git_environment():
                        "binderspawner.ref": "main", "app.kubernetes.io/component": "binderspawner-build",
                        "binderspawner.build-secret": "git"},
         },
-        "stringData": request.credentials.git_environment(),
+        "stringData": credential_variables(request.credentials),
     }
     assert len(secret["metadata"]["name"]) <= 63 and secret["metadata"]["name"].endswith("-git")
     assert not any(form in json.dumps(secret["metadata"]) for form in secret_forms())
@@ -184,7 +185,7 @@ def test_the_credentials_secret_holds_the_git_environment():
 
 
 def test_a_base64_data_secret_is_valid_too():
-    env = TokenCredentials(token=TOKEN).git_environment()
+    env = credential_variables(TokenCredentials(token=TOKEN))
     secret = objects.build_credentials_secret(name="binder-build-x-git", env=env, labels={})
     secret["data"] = {k: base64.b64encode(v.encode()).decode() for k, v in secret.pop("stringData").items()}
     validate(secret)
@@ -198,7 +199,7 @@ def test_the_build_pod_references_the_secret_by_name_only():
     container = manifest["spec"]["containers"][0]
     secret_name = builder.secret_manifest(request)["metadata"]["name"]
     assert container["envFrom"] == [{"secretRef": {"name": secret_name}}]
-    assert not {e["name"] for e in container["env"]} & set(request.credentials.git_environment())
+    assert not {e["name"] for e in container["env"]} & set(credential_variables(request.credentials))
     text = json.dumps(manifest)
     for form in secret_forms():
         assert form not in text
