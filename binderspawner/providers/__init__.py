@@ -21,7 +21,8 @@ DEFAULT_PROVIDERS = [GitHubProvider, GitLabProvider, GistProvider, ZenodoProvide
                      HydroshareProvider, DataverseProvider, CKANProvider, GitProvider]
 
 __all__ = ["CKANProvider", "DEFAULT_PROVIDERS", "DataverseProvider", "FigshareProvider", "GistProvider",
-           "GitHubProvider", "GitLabProvider", "GitProvider", "HydroshareProvider", "LinkGrammar", "RepoProvider",
+           "GitHubProvider", "GitLabProvider", "GitProvider", "HydroshareProvider", "LinkGrammar",
+           "RepoProvider",
            "RepoSource", "ResolvedRepo", "TokenCredentials", "ZenodoProvider", "detect", "link_providers"]
 
 

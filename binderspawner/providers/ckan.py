@@ -53,7 +53,8 @@ class CKANProvider(RecordProvider):
 
     def link_grammar(self):
         return LinkGrammar(self.prefix, "<url-escaped dataset URL>[/<ref>]",
-                           f"{self.prefix}/https%3A%2F%2Fdemo.ckan.org%2Fdataset%2Fx", rf"^{self.prefix}/\S+$",
+                           f"{self.prefix}/https%3A%2F%2Fdemo.ckan.org%2Fdataset%2Fx",
+                           rf"^{self.prefix}/\S+$",
                            self.service, {"url": 2048})
 
     def parse_link(self, spec):

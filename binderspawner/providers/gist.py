@@ -19,8 +19,8 @@ from binderspawner.providers.api import Unreachable, clone_base
 from binderspawner.providers.base import LinkGrammar, RepoSource, ResolvedRepo
 from binderspawner.providers.git import FULL_SHA
 from binderspawner.providers.github import GitHubProvider
-from binderspawner.providers.specparse import (OWNER, OWNER_PART, after_prefix, host_pattern, invalid, link_ref,
-                                               path_on, ref_or_none)
+from binderspawner.providers.specparse import (OWNER, OWNER_PART, after_prefix, host_pattern, invalid,
+                                               link_ref, path_on, ref_or_none)
 
 HINT = "Use gist/<user>/<gist id>[/<revision>] or https://gist.github.com/<user>/<gist id>."
 GIST_ID_PART = r"[0-9A-Za-z]{1,64}"

@@ -90,7 +90,8 @@ class GitHubProvider(GitHostProvider):
     def link_grammar(self):
         spec = rf"^{self.prefix}/{OWNER_PART}/{REPO_PART}(?:/\S+)?$"
         url = rf"^{host_pattern(self.html_base_url, self.clone_base_url)}/{OWNER_PART}/{REPO_PART}(?:/\S*)?$"
-        return LinkGrammar(self.prefix, "<org>/<repo>/<ref>", f"{self.prefix}/binder-examples/requirements/HEAD",
+        return LinkGrammar(self.prefix, "<org>/<repo>/<ref>",
+                           f"{self.prefix}/binder-examples/requirements/HEAD",
                            f"{spec}|{url}", self.service, {"owner": 39, "repo": 100})
 
     def parse_link(self, spec):

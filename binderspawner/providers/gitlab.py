@@ -21,7 +21,8 @@ from binderspawner.errors import LaunchError
 from binderspawner.providers.api import GitHostProvider, Unreachable
 from binderspawner.providers.base import LinkGrammar, RepoSource, ResolvedRepo
 from binderspawner.providers.git import FULL_SHA
-from binderspawner.providers.specparse import after_prefix, host_pattern, invalid, link_ref, path_on, ref_or_none
+from binderspawner.providers.specparse import (after_prefix, host_pattern, invalid, link_ref, path_on,
+                                               ref_or_none)
 
 # One part of a GitLab namespace path (group, subgroup, project): GitLab allows 255 characters.
 MAX_PART_LENGTH = 255
@@ -46,7 +47,8 @@ class GitLabProvider(GitHostProvider):
 
     @property
     def hint(self):
-        return (f"Use {self.prefix}/<url-escaped group/project>[/<ref>] (e.g. {self.prefix}/group%2Fproject/main) "
+        return (f"Use {self.prefix}/<url-escaped group/project>[/<ref>] "
+                f"(e.g. {self.prefix}/group%2Fproject/main) "
                 f"or {self.html_base_url}/<group>/<project>[/-/tree/<ref>].")
 
     def parse(self, repo):
@@ -85,7 +87,8 @@ class GitLabProvider(GitHostProvider):
     def link_grammar(self):
         spec = rf"^{self.prefix}/{PART}(?:%2F{PART})+(?:/\S+)?$"
         url = rf"^{host_pattern(self.html_base_url, self.clone_base_url)}/{PART}(?:/{PART})+(?:/\S*)?$"
-        return LinkGrammar(self.prefix, "<url-escaped namespace>/<ref>", f"{self.prefix}/group%2Fproject/main",
+        return LinkGrammar(self.prefix, "<url-escaped namespace>/<ref>",
+                           f"{self.prefix}/group%2Fproject/main",
                            f"{spec}|{url}", self.service, {"namespace part": MAX_PART_LENGTH})
 
     def parse_link(self, spec):

@@ -7,8 +7,9 @@ the user's spawner, which cannot see the error, so ``remember_error`` keeps it f
 render (in this hub process) and the form shows it under its field with what was typed filled in.
 The form is the Jinja template templates/binder_form.html (after kubespawner's form.html). Its
 script checks the repository against the patterns the hub's providers give (``grammar_for``, from
-their configured hosts), so the browser's checks are the server's, and computes the snippets. (JupyterHub 6.1's spawn page never shows an error's HTML message: its template and its
-handler name that variable differently, so the field is not passed that way.)
+their configured hosts), so the browser's checks are the server's, and computes the snippets.
+(JupyterHub 6.1's spawn page never shows an error's HTML message: its template and its handler name
+that variable differently, so the field is not passed that way.)
 """
 
 import html

@@ -122,7 +122,8 @@ def test_a_git_spec_on_an_owned_host_is_the_owners_whatever_git_allows():
     """GitProvider.allowed_hosts is about plain Git hosts; GitHub's URLs are GitHub's either way."""
     from binderspawner.providers import GitProvider
 
-    hub = [GitProvider(allowed_hosts=["127.0.0.1"]) if cls is GitProvider else cls() for cls in DEFAULT_PROVIDERS]
+    hub = [GitProvider(allowed_hosts=["127.0.0.1"]) if cls is GitProvider else cls()
+           for cls in DEFAULT_PROVIDERS]
     for repo in ("git/https%3A%2F%2Fgithub.com%2Fevil-org%2Fr", "https://www.github.com/evil-org/r"):
         provider, source = detect(repo, hub)
         assert provider.name == "github" and source.repository == "gh/evil-org/r"
