@@ -36,7 +36,7 @@ def launch_spec(source, ref):
     """The canonical spec of launching ``source`` at ``ref`` (pure); refs default to HEAD.
 
     It starts with the repository's identity (``source.repository``), not with how it was spelled:
-    a GitHub URL, 'git/<escaped GitHub URL>', 'www.github.com' or 'GH/Org/Repo.git' are all
+    a GitHub URL, 'git/<escaped GitHub URL>', 'www.github.com' or 'gh/Org/Repo.git' are all
     'gh/org/repo/…', so a pattern matches every spelling of a repository or none."""
     if not source.has_refs:
         source.with_ref(ref)  # a ref for a data record is refused, naming the field
