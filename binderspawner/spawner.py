@@ -165,7 +165,8 @@ class BinderSpawnerMixin(LoggingConfigurable):
     @property
     def binder_repo(self):
         """The repository this server is launched from; quotas.py counts servers by it."""
-        return self._binder_repo or (self.launch_state or {}).get("repo")
+        state = self.launch_state or {}
+        return self._binder_repo or state.get("identity") or state.get("repo")
 
     # progress -----------------------------------------------------------------------------------
 
@@ -302,7 +303,8 @@ class BinderSpawnerMixin(LoggingConfigurable):
 
     @staticmethod
     def _launch_fields(launch):
-        return {"repo": launch.resolved.source.spec, "ref": launch.request.ref or "",
+        return {"repo": launch.resolved.source.spec, "identity": launch.resolved.source.repository,
+                "ref": launch.request.ref or "",
                 "commit": launch.resolved.version, "image": launch.image,
                 "fetch_url": launch.resolved.source.fetch_url}
 

@@ -26,11 +26,8 @@ def base_resources(spawner):
 
 
 def quota_key(source):
-    """What quotas count: the repository, whatever ref each launch asks for."""
-    try:
-        return source.with_ref(None).spec
-    except LaunchError:
-        return source.spec
+    """What quotas count: the repository's one identity, whatever ref or spelling a launch uses."""
+    return source.repository
 
 
 def apply_launch_policy(spawner, source, spec_settings):

@@ -1,10 +1,10 @@
 """Binder launch links and build-API paths: ``v2/<provider>/<spec>?urlpath=…`` (pure, no I/O).
 
-A link is parsed into the user options a launch needs. The ``git`` form becomes a plain Git URL and
-ref for the Git provider; every other form (``gh/org/repo/ref``, ``gl/…``, ``zenodo/<doi>``…) is
-handed on as the spec string ``<provider>/<spec>`` in the ``repo`` option, which the providers
-recognise. Each part is checked here against the grammar BinderHub documents for that provider, so
-a malformed link is refused with a message before anything is looked up.
+A link is parsed into the user options a launch needs. The part after the prefix belongs to the
+provider with that prefix (``RepoProvider.parse_link``): it checks it against its own grammar, so
+a malformed link is refused with a message before anything is looked up, and the provider that
+owns the repository answers ``repo_url``/``ref_url`` from its configured hosts (GitHub Enterprise,
+a self-hosted GitLab). This module keeps only what all links share: length, characters, urlpath.
 
 The spec arrives still percent-encoded (take it from the raw request path): the git URL and the
 GitLab namespace are escaped *because* they contain '/', and decoding first would lose the split.
@@ -14,34 +14,18 @@ import hashlib
 import html
 import json
 import re
-from dataclasses import dataclass
-from typing import Optional
-from urllib.parse import parse_qs, quote, unquote
+from dataclasses import dataclass, field
+from typing import Any, Optional
+from urllib.parse import parse_qs, quote
 
 from binderspawner.errors import LaunchError
-from binderspawner.launch.options import normalize_urlpath, validate_ref
+from binderspawner.launch.options import normalize_urlpath
+from binderspawner.providers import DEFAULT_PROVIDERS, detect, link_providers
+from binderspawner.providers.base import link_error
 
 MAX_LINK_LENGTH = 2048
 
-# provider -> (what the spec looks like, an example), as BinderHub's documentation gives them
-PROVIDERS = {
-    "gh": ("<org>/<repo>/<ref>", "gh/binder-examples/requirements/HEAD"),
-    "gist": ("<user>/<gist id>[/<ref>]", "gist/alice/8f0b4c3a2e1d/HEAD"),
-    "gl": ("<url-escaped namespace>/<ref>", "gl/group%2Fproject/main"),
-    "git": ("<url-escaped git URL>/<ref>", "git/https%3A%2F%2Fexample.org%2Frepo.git/main"),
-    "zenodo": ("<DOI>", "zenodo/10.5281/zenodo.3242074"),
-    "figshare": ("<DOI>", "figshare/10.6084/m9.figshare.9782777.v1"),
-    "dataverse": ("<DOI>", "dataverse/10.7910/DVN/TJCLKP"),
-    "hydroshare": ("<resource id>", "hydroshare/b8f6eae9d89241cf8b5904033460af61"),
-    "ckan": ("<url-escaped dataset URL>[/<ref>]", "ckan/https%3A%2F%2Fdemo.ckan.org%2Fdataset%2Fx"),
-}
-
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
-_GH_OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
-_REPO_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
-_GIST_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
-_DOI = re.compile(r"^10\.[0-9]{4,9}/[A-Za-z0-9._;()/:-]{1,300}$")
-_HYDROSHARE_ID = re.compile(r"^[0-9a-f]{32}$")
 _SERVER_NAME_CHARS = re.compile(r"[^a-z0-9]+")
 
 
@@ -49,11 +33,16 @@ _SERVER_NAME_CHARS = re.compile(r"[^a-z0-9]+")
 class LaunchLink:
     """A parsed launch link: which provider, its canonical spec, and the launch's user options."""
 
-    provider: str
+    provider: str  # the link's prefix: 'gh', 'gl', 'git', ...
     spec: str  # canonical spec after the provider, still escaped as in a link
     repo: str  # the 'repo' user option
     ref: Optional[str] = None  # the 'ref' user option (None: the ref is part of 'repo', or default)
     urlpath: str = ""
+    # The provider whose grammar the link follows, and the one that owns the repository with its
+    # source (a git link to a GitHub URL is GitHub's): they answer the URLs below.
+    grammar: Any = field(default=None, compare=False, repr=False)
+    owner: Any = field(default=None, compare=False, repr=False)
+    source: Any = field(default=None, compare=False, repr=False)
 
     @property
     def user_options(self):
@@ -71,127 +60,20 @@ class LaunchLink:
 
     def persistent_request(self, version):
         """The same request pinned to the resolved ``version`` (a commit sha, a record version)."""
-        return f"v2/{self.provider}/{_pin(self, version)}"
+        return f"v2/{self.provider}/{self.grammar.pinned_link(self.spec, version)}"
 
     @property
     def repo_url(self):
         """Where the repository lives, for BinderHub's ``repo_url``."""
-        if self.provider == "gh":
-            org, name, _ = self.spec.split("/", 2)
-            return f"https://github.com/{org}/{name}"
-        if self.provider == "gl":
-            return f"https://gitlab.com/{unquote(self.spec.split('/', 1)[0])}"
-        if self.provider == "gist":
-            user, gist = self.spec.split("/")[:2]
-            return f"https://gist.github.com/{user}/{gist}"
-        if self.provider in ("git", "ckan"):
-            return unquote(self.spec.split("/", 1)[0])
-        if self.provider in ("zenodo", "figshare", "dataverse"):
-            return f"https://doi.org/{self.spec}"
-        return f"https://www.hydroshare.org/resource/{self.spec}"
+        return self.owner.repo_url(self.source)
 
     def ref_url(self, version):
         """The repository at ``version``, for BinderHub's ``binder_ref_url``."""
-        if self.provider in ("gh", "gl"):
-            return f"{self.repo_url}/tree/{version}"
-        return self.repo_url
+        return self.owner.ref_url(self.source, version)
 
 
-def _pin(link, version):
-    if link.provider in ("gh",):
-        org, name, _ = link.spec.split("/", 2)
-        return f"{org}/{name}/{version}"
-    if link.provider in ("gl", "git", "ckan"):
-        return f"{link.spec.split('/', 1)[0]}/{version}"
-    if link.provider == "gist":
-        user, gist = link.spec.split("/")[:2]
-        return f"{user}/{gist}/{version}"
-    return link.spec
-
-
-def _fail(problem, provider=None):
-    if provider in PROVIDERS:
-        form, example = PROVIDERS[provider]
-        hint = f"A '{provider}' link looks like v2/{provider}/{form}, e.g. v2/{example}."
-    else:
-        hint = "A launch link looks like v2/<provider>/<spec>, e.g. v2/" + PROVIDERS["git"][1] + "."
-    raise LaunchError(f"This launch link is not valid: {problem}. {hint}", field="repo")
-
-
-def _ref(raw, provider):
-    ref = unquote(raw)
-    if not ref:
-        _fail("the ref (branch, tag or commit) is missing", provider)
-    if ref == "HEAD":
-        return ref
-    try:
-        return validate_ref(ref)
-    except LaunchError as e:
-        _fail(str(e).rstrip("."), provider)
-
-
-def _escaped_url(raw, provider):
-    url = unquote(raw)
-    if "://" not in url or _CONTROL.search(url) or len(url) > MAX_LINK_LENGTH:
-        _fail("the repository must be a whole URL, escaped as one path segment "
-              "(encodeURIComponent)", provider)
-    return url
-
-
-def _spec(provider, spec):
-    """Check ``spec`` for ``provider``; returns (canonical spec, repo option, ref option)."""
-    parts = spec.split("/")
-    if provider == "gh":
-        if len(parts) < 3:
-            more = " (add /HEAD for the default branch)" if len(parts) == 2 else ""
-            _fail(f"it needs an organisation, a repository and a ref{more}", provider)
-        org, name, ref = parts[0], unquote(parts[1]).removesuffix(".git"), "/".join(parts[2:])
-        if not _GH_OWNER.match(org) or not _REPO_NAME.match(name) or name in (".", ".."):
-            _fail("the organisation or repository name has characters GitHub does not allow", provider)
-        ref = _ref(ref, provider)
-        canonical = f"{org}/{name}/{quote(ref, safe='/')}"
-        return canonical, f"gh/{canonical}", None
-    if provider == "gist":
-        if len(parts) not in (2, 3):
-            _fail("it needs a user, a gist id and optionally a ref", provider)
-        user, gist = parts[0], parts[1]
-        if not _GH_OWNER.match(user) or not _GIST_ID.match(gist):
-            _fail("the user or gist id is not valid", provider)
-        canonical = f"{user}/{gist}"
-        if len(parts) == 3:
-            canonical += "/" + quote(_ref(parts[2], provider), safe="")
-        return canonical, f"gist/{canonical}", None
-    if provider == "gl":
-        if len(parts) < 2:
-            _fail("it needs the escaped namespace and a ref", provider)
-        namespace = unquote(parts[0])
-        segments = namespace.split("/")
-        if len(segments) < 2 or not all(_REPO_NAME.match(s) and s not in (".", "..") for s in segments):
-            _fail("the namespace must be group/project (subgroups allowed), escaped as one segment",
-                  provider)
-        ref = _ref("/".join(parts[1:]), provider)
-        canonical = f"{quote(namespace, safe='')}/{quote(ref, safe='/')}"
-        return canonical, f"gl/{canonical}", None
-    if provider in ("git", "ckan"):
-        url = _escaped_url(parts[0], provider)
-        rest = "/".join(parts[1:])
-        if provider == "git":
-            ref = _ref(rest, provider)
-            return f"{quote(url, safe='')}/{quote(ref, safe='/')}", url, (None if ref == "HEAD" else ref)
-        canonical = quote(url, safe="")
-        if rest:
-            canonical += "/" + quote(_ref(rest, provider), safe="/")
-        return canonical, f"ckan/{canonical}", None
-    if provider in ("zenodo", "figshare", "dataverse"):
-        doi = unquote(spec)
-        if not _DOI.match(doi) or "/../" in doi + "/" or "//" in doi:
-            _fail("it is not a DOI such as 10.5281/zenodo.3242074", provider)
-        return doi, f"{provider}/{doi}", None
-    if provider == "hydroshare":
-        if not _HYDROSHARE_ID.match(spec):
-            _fail("the resource id must be 32 hexadecimal digits", provider)
-        return spec, f"hydroshare/{spec}", None
-    _fail(f"unknown provider {provider!r}; this hub knows {', '.join(PROVIDERS)}")
+def _unknown(prefix, table):
+    return link_error(f"unknown provider {prefix!r}; this hub knows {', '.join(table)}")
 
 
 def _first(query, *names):
@@ -219,25 +101,33 @@ def urlpath_from_query(query):
         raise LaunchError(f"The {name} of this launch link is not valid: {e}", field="urlpath") from None
 
 
-def parse_launch_path(path, query=""):
-    """'<provider>/<spec>' (raw, still escaped) and the query string -> LaunchLink, or LaunchError."""
+def parse_launch_path(path, query="", providers=None):
+    """'<provider>/<spec>' (raw, still escaped) and the query string -> LaunchLink, or LaunchError.
+
+    ``providers`` are the hub's provider instances (configured); None: the default providers."""
+    if providers is None:
+        providers = [cls() for cls in DEFAULT_PROVIDERS]
     if not isinstance(path, str) or not isinstance(query, str):
-        _fail("it is not text")
+        raise link_error("it is not text")
     if len(path) > MAX_LINK_LENGTH or len(query) > MAX_LINK_LENGTH:
-        _fail(f"it is longer than {MAX_LINK_LENGTH} characters")
+        raise link_error(f"it is longer than {MAX_LINK_LENGTH} characters")
     if _CONTROL.search(path) or "\\" in path:
-        _fail("it contains spaces, control characters or backslashes")
-    provider, _, spec = path.strip("/").partition("/")
-    if provider not in PROVIDERS:
-        _fail(f"unknown provider {provider!r}; this hub knows {', '.join(PROVIDERS)}")
-    if not spec or "//" in spec or spec.endswith("/") and provider not in ("git", "gl", "gh"):
-        _fail("the spec after the provider is missing or has empty parts", provider)
+        raise link_error("it contains spaces, control characters or backslashes")
+    table = link_providers(providers)
+    prefix, _, spec = path.strip("/").partition("/")
+    grammar = table.get(prefix)
+    if grammar is None:
+        raise _unknown(prefix, table)
+    if not spec or "//" in spec or spec.endswith("/") and prefix not in ("git", "gl", "gh"):
+        raise grammar.link_error("the spec after the provider is missing or has empty parts")
     try:
-        canonical, repo, ref = _spec(provider, spec.rstrip("/"))
+        canonical, repo, ref = grammar.parse_link(spec.rstrip("/"))
     except (ValueError, UnicodeError):
-        _fail("it is not valid percent-encoded text", provider)
+        raise grammar.link_error("it is not valid percent-encoded text") from None
     urlpath = urlpath_from_query(parse_qs(query, keep_blank_values=False))
-    return LaunchLink(provider=provider, spec=canonical, repo=repo, ref=ref, urlpath=urlpath)
+    owner, source = detect(repo, providers)
+    return LaunchLink(provider=prefix, spec=canonical, repo=repo, ref=ref, urlpath=urlpath,
+                      grammar=grammar, owner=owner, source=source)
 
 
 def server_name_for(link):
@@ -249,11 +139,7 @@ def server_name_for(link):
     """
     identity = json.dumps([link.provider, link.repo, link.ref or ""])
     digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:8]
-    tail = link.repo.rstrip("/").removesuffix(".git")
-    if link.provider == "gh":
-        tail = link.spec.split("/")[1]
-    elif link.provider in ("gl", "ckan"):
-        tail = unquote(link.spec.split("/", 1)[0])
+    tail = link.source.slug if link.source is not None else link.repo.rstrip("/").removesuffix(".git")
     words = [w for w in _SERVER_NAME_CHARS.split(tail.rsplit("/", 1)[-1].lower()) if w]
     readable = "-".join(words)[:17].strip("-")
     return f"b-{readable}-{digest}" if readable else f"b-{digest}"

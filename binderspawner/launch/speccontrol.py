@@ -1,8 +1,10 @@
 """Admin controls over what may be launched, like BinderHub's banned_specs and spec_config.
 
-Every launch has one canonical spec, whatever the user typed: BinderHub's form with the ref the
-launch uses, e.g. ``gh/org/repo/main``, ``gh/org/repo/HEAD`` (default branch),
-``git/https%3A%2F%2Fexample.org%2Frepo.git/v1.0``, ``zenodo/10.5281/zenodo.3242074``. Admins write
+Every launch has one canonical spec, whatever the user typed: the repository's identity (the
+provider that owns its host canonicalizes it: case, 'www.', '.git', trailing '/', default ports;
+a Git URL on the GitHub provider's host is ``gh/…``) with the ref the launch uses, e.g.
+``gh/org/repo/main``, ``gh/org/repo/HEAD`` (default branch),
+``git/https%3A%2F%2Fexample.org%2Frepo/v1.0``, ``zenodo/10.5281/zenodo.3242074``. Admins write
 regular expressions against it (matched from the start, case-insensitive, as BinderHub does):
 ``banned_specs`` refuse a launch, ``allowed_specs`` (when set) admit only matching launches, and
 ``spec_config`` attaches settings (quotas, resources: later issues read them) to matching specs.
@@ -31,10 +33,15 @@ def effective_ref(source, ref):
 
 
 def launch_spec(source, ref):
-    """The canonical spec of launching ``source`` at ``ref`` (pure); refs default to HEAD."""
+    """The canonical spec of launching ``source`` at ``ref`` (pure); refs default to HEAD.
+
+    It starts with the repository's identity (``source.repository``), not with how it was spelled:
+    a GitHub URL, 'git/<escaped GitHub URL>', 'www.github.com' or 'gh/Org/Repo.git' are all
+    'gh/org/repo/…', so a pattern matches every spelling of a repository or none."""
     if not source.has_refs:
-        return source.with_ref(ref).spec
-    return source.with_ref(ref or "HEAD").spec
+        source.with_ref(ref)  # a ref for a data record is refused, naming the field
+        return source.repository
+    return f"{source.repository}/{ref or 'HEAD'}"
 
 
 def _matches(pattern, spec):
@@ -80,7 +87,10 @@ class SpecControl(LoggingConfigurable):
         [],
         help="""Regular expressions (matched at the start, case-insensitive) of canonical launch specs
         that may not be launched, e.g. ['^gh/some-org/', '^git/https%3A%2F%2Fevil\\\\.example'].
-        A canonical spec always names the ref: 'gh/org/repo/HEAD' for the default branch.""",
+        A canonical spec always names the ref: 'gh/org/repo/HEAD' for the default branch; it is
+        the repository's one identity (GitHub and GitLab paths lower case, a Git URL on the
+        GitHub/GitLab host written gh/…, gl/…; Git URLs without '.git', trailing '/' or default
+        port), so every spelling of a repository matches the same patterns.""",
     ).tag(config=True)
 
     allowed_specs = List(

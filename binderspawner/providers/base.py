@@ -35,6 +35,16 @@ class RepoSource:
     has_refs: bool = True  # False for data sources: a record has versions, not branches
     content_provider: str = "Git"  # the repo2docker content provider that fetches fetch_url
     needs_credentials: bool = False  # True when the source cannot be read without a token
+    # One name per repository however it was spelled (case, www., .git, ports, a Git URL on a host
+    # a provider owns): what bans, allowed specs, spec_config and quotas match. '' -> the spec.
+    identity: str = ""
+
+    @property
+    def repository(self):
+        """The repository's identity without a ref, e.g. 'gh/org/repo'."""
+        if self.identity:
+            return self.identity
+        return self.spec[: -len(self.ref) - 1] if self.ref else self.spec
 
     def with_ref(self, ref):
         """This source with ``ref`` in its spec (None: without one). Specs end in '/<ref>'."""
@@ -45,6 +55,46 @@ class RepoSource:
             return self
         base = self.spec[: -len(self.ref) - 1] if self.ref else self.spec
         return replace(self, ref=ref, spec=f"{base}/{ref}" if ref else base)
+
+
+@dataclass(frozen=True)
+class LinkGrammar:
+    """What a provider's launch links look like, for messages and for the spawn form's checks.
+
+    ``pattern`` is a regular expression in the syntax Python and JavaScript share, matching the
+    specs and web URLs this provider takes in the form's repository field, so the browser checks
+    what the server checks. ``max_lengths`` names each part's limit (e.g. {"repo": 100}).
+    """
+
+    prefix: str  # BinderHub's provider prefix: 'gh', 'gl', 'git', ...
+    form: str  # what the spec after the prefix looks like, e.g. '<org>/<repo>/<ref>'
+    example: str  # a whole spec, e.g. 'gh/binder-examples/requirements/HEAD'
+    pattern: str
+    service: str = ""
+    max_lengths: dict = field(default_factory=dict)
+
+    def as_dict(self):
+        return {"prefix": self.prefix, "form": self.form, "example": self.example,
+                "pattern": self.pattern, "service": self.service, "max_lengths": dict(self.max_lengths)}
+
+
+def link_error(problem, grammar=None):
+    """The LaunchError for a malformed launch link, with what the provider's links look like."""
+    if grammar is not None:
+        hint = (f"A '{grammar.prefix}' link looks like v2/{grammar.prefix}/{grammar.form}, "
+                f"e.g. v2/{grammar.example}.")
+    else:
+        hint = "A launch link looks like v2/<provider>/<spec>."
+    return LaunchError(f"This launch link is not valid: {problem}. {hint}", field="repo")
+
+
+DEFAULT_PORTS = {"https": 443, "http": 80, "git": 9418}
+
+
+def host_key(host):
+    """A host name as one spelling: lower case, no trailing dot, no leading 'www.' (pure)."""
+    host = (host or "").lower().rstrip(".")
+    return host[len("www."):] if host.startswith("www.") else host
 
 
 @dataclass(frozen=True)
@@ -130,9 +180,16 @@ class ResolveCache:
 
 
 class RepoProvider(LoggingConfigurable):
-    """One source of repositories. Subclasses set ``name`` and implement parse and resolve."""
+    """One source of repositories. Subclasses set ``name`` and implement parse and resolve.
+
+    A provider also answers for its own launch links, like BinderHub's RepoProvider: its
+    ``link_grammar`` (from its configured hosts), ``parse_link`` for 'v2/<prefix>/<spec>',
+    ``repo_url``/``ref_url`` of a source, and ``pinned_link`` for the spec at a resolved version.
+    Links links.py cannot read without a provider are refused.
+    """
 
     name = "base"
+    prefix = ""  # BinderHub's provider prefix in specs and launch links ('' -> no launch links)
     cache = ResolveCache()
 
     display_name = Unicode(help="Name shown to users for this source.").tag(config=True)
@@ -217,6 +274,32 @@ class RepoProvider(LoggingConfigurable):
         ``cache_key``)
         for one user's private repositories, or None."""
         raise NotImplementedError
+
+    # launch links (pure) ------------------------------------------------------------------------
+
+    def link_grammar(self):
+        """This provider's LinkGrammar (its configured hosts in the example and pattern)."""
+        raise NotImplementedError
+
+    def link_error(self, problem):
+        return link_error(problem, self.link_grammar())
+
+    def parse_link(self, spec):
+        """'<spec>' of a link 'v2/<prefix>/<spec>' (still escaped) -> (canonical spec, 'repo'
+        option, 'ref' option or None), or a LaunchError saying what is wrong."""
+        raise NotImplementedError
+
+    def pinned_link(self, spec, version):
+        """The canonical link ``spec`` pinned to ``version`` (BinderHub's persistent request)."""
+        return spec
+
+    def repo_url(self, source):
+        """Where people see the repository (BinderHub's ``repo_url``)."""
+        return source.repo_url
+
+    def ref_url(self, source, version):
+        """The repository at ``version`` (BinderHub's ``binder_ref_url``)."""
+        return self.repo_url(source)
 
     async def cached(self, key, compute):
         return await self.cache.get((self.name, *key), self.resolved_ref_ttl, compute)

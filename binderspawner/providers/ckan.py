@@ -17,9 +17,10 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from traitlets import List, Unicode
 
 from binderspawner.errors import LaunchError
+from binderspawner.providers.base import LinkGrammar
 from binderspawner.providers.records import RecordProvider
 from binderspawner.providers.git import _HOSTNAME
-from binderspawner.providers.specparse import after_prefix, invalid
+from binderspawner.providers.specparse import after_prefix, escaped_url, invalid, link_ref
 
 HINT = ("Use ckan/<url-escaped dataset URL> (e.g. ckan/https%3A%2F%2Fdemo.ckan.org%2Fdataset%2Fmy-data) "
         "or a dataset URL https://<site>/dataset/<name>.")
@@ -41,6 +42,7 @@ class CKANProvider(RecordProvider):
     service = "CKAN"
     content_provider = "CKAN"
     content_providers = ("CKAN",)
+    case_insensitive = False  # dataset URLs: the path is the site's to interpret
 
     hosts = List(
         Unicode(),
@@ -54,6 +56,22 @@ class CKANProvider(RecordProvider):
 
     def known_site(self, host):
         return any(fnmatch.fnmatchcase(host.lower(), p.lower()) for p in self.hosts)
+
+    def link_grammar(self):
+        return LinkGrammar(self.prefix, "<url-escaped dataset URL>[/<ref>]",
+                           f"{self.prefix}/https%3A%2F%2Fdemo.ckan.org%2Fdataset%2Fx",
+                           rf"^{self.prefix}/\S+$",
+                           self.service, {"url": 2048})
+
+    def parse_link(self, spec):
+        url, _, rest = spec.partition("/")
+        canonical = quote(escaped_url(url, self), safe="")
+        if rest:
+            canonical += "/" + quote(link_ref(rest, self), safe="/")
+        return canonical, f"{self.prefix}/{canonical}", None
+
+    def pinned_link(self, spec, version):
+        return spec
 
     def parse(self, repo):
         rest = after_prefix(repo, self.prefix)

@@ -47,6 +47,8 @@ class DataverseProvider(RecordProvider):
     def _default_doi_installations(self):
         return {"10.7910/DVN/": "https://dataverse.harvard.edu"}
 
+    example_doi = "10.7910/DVN/TJCLKP"
+
     @default("doi_prefixes")
     def _default_prefixes(self):
         return list(self.doi_installations)

@@ -32,6 +32,8 @@ class FigshareProvider(RecordProvider):
     def _default_api(self):
         return "https://api.figshare.com/v2"
 
+    example_doi = "10.6084/m9.figshare.9782777.v1"
+
     @default("doi_prefixes")
     def _default_prefixes(self):
         return ["10.6084/m9.figshare."]

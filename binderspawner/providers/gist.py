@@ -10,18 +10,21 @@ Tests run against a local fixture server that follows GitHub's documented gist r
 """
 
 import re
+from urllib.parse import quote
 
 from traitlets import Bool, Unicode, default, validate
 
 from binderspawner.errors import LaunchError
 from binderspawner.providers.api import Unreachable, clone_base
-from binderspawner.providers.base import RepoSource, ResolvedRepo
+from binderspawner.providers.base import LinkGrammar, RepoSource, ResolvedRepo
 from binderspawner.providers.git import FULL_SHA
 from binderspawner.providers.github import GitHubProvider
-from binderspawner.providers.specparse import OWNER, after_prefix, invalid, path_on, ref_or_none
+from binderspawner.providers.specparse import (OWNER, OWNER_PART, after_prefix, host_pattern, invalid,
+                                               link_ref, path_on, ref_or_none)
 
 HINT = "Use gist/<user>/<gist id>[/<revision>] or https://gist.github.com/<user>/<gist id>."
-GIST_ID = re.compile(r"^[0-9A-Za-z]{1,64}$")
+GIST_ID_PART = r"[0-9A-Za-z]{1,64}"
+GIST_ID = re.compile(f"^{GIST_ID_PART}$")
 LATEST = {None, "HEAD", "main", "master"}
 
 
@@ -55,7 +58,7 @@ class GistProvider(GitHubProvider):
     def parse(self, repo):
         rest = after_prefix(repo, self.prefix)
         if rest is None:
-            path = path_on(repo, self.gist_base_url)
+            path = path_on(repo, self.gist_base_url, schemes=("http", "https", "git"))
             if path is None:
                 return None
             if "?" in path:
@@ -71,8 +74,36 @@ class GistProvider(GitHubProvider):
             provider=self.name, spec=f"{self.prefix}/{user}/{gist_id}",
             fetch_url=f"{self.gist_base_url}/{gist_id}.git",
             slug=f"{self.host_of(self.gist_base_url)}/{user}/{gist_id}",
-            display_name=f"gist {user}/{gist_id}", repo_url=f"{self.gist_base_url}/{user}/{gist_id}")
+            display_name=f"gist {user}/{gist_id}", repo_url=f"{self.gist_base_url}/{user}/{gist_id}",
+            identity=f"{self.prefix}/{user.lower()}/{gist_id.lower()}")
         return source.with_ref(ref_or_none(ref, repo))
+
+    # launch links (pure) ----------------------------------------------------------------------------
+
+    def link_grammar(self):
+        spec = rf"^{self.prefix}/{OWNER_PART}/{GIST_ID_PART}(?:/\S+)?$"
+        url = rf"^{host_pattern(self.gist_base_url)}/\S*{OWNER_PART}/{GIST_ID_PART}(?:/\S*)?$"
+        return LinkGrammar(self.prefix, "<user>/<gist id>[/<ref>]", f"{self.prefix}/alice/8f0b4c3a2e1d/HEAD",
+                           f"{spec}|{url}", "GitHub gists", {"user": 39, "gist id": 64})
+
+    def parse_link(self, spec):
+        parts = spec.split("/")
+        if len(parts) not in (2, 3):
+            raise self.link_error("it needs a user, a gist id and optionally a ref")
+        user, gist = parts[0], parts[1]
+        if not OWNER.match(user) or not GIST_ID.match(gist):
+            raise self.link_error("the user or gist id is not valid")
+        canonical = f"{user}/{gist}"
+        if len(parts) == 3:
+            canonical += "/" + quote(link_ref(parts[2], self), safe="")
+        return canonical, f"{self.prefix}/{canonical}", None
+
+    def pinned_link(self, spec, version):
+        user, gist = spec.split("/")[:2]
+        return f"{user}/{gist}/{version}"
+
+    def ref_url(self, source, version):
+        return f"{self.repo_url(source)}/{version}"
 
     async def resolve(self, source, ref, *, credentials=None):
         _, user, gist_id = source.spec.split("/")[:3]

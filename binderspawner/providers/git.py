@@ -27,6 +27,7 @@ from binderspawner.errors import BuildFailed, LaunchError
 from binderspawner.launch.options import validate_ref
 from binderspawner.providers import hosts
 from binderspawner.providers.base import FULL_SHA, RepoProvider, RepoSource, ResolvedRepo
+from binderspawner.providers.specparse import git_identity, git_link_grammar, parse_git_link
 
 SHORT_SHA = re.compile(r"^[0-9a-fA-F]{7,63}$")
 _HOSTNAME = re.compile(
@@ -326,8 +327,21 @@ class GitProvider(RepoProvider):
         parts = urlsplit(url)
         slug = f"{parts.netloc}{parts.path}".removesuffix(".git")
         source = RepoSource(provider=self.name, spec=f"git/{quote(url, safe='')}", fetch_url=url,
-                            slug=slug, display_name=url, repo_url=url)
+                            slug=slug, display_name=url, repo_url=url, identity=git_identity(url))
         return source.with_ref(ref)
+
+    # launch links (pure; specparse.py holds the shared parts) ------------------------------------------
+
+    prefix = "git"
+
+    def link_grammar(self):
+        return git_link_grammar(self.allowed_schemes)
+
+    def parse_link(self, spec):
+        return parse_git_link(self, spec)
+
+    def pinned_link(self, spec, version):
+        return f"{spec.split('/', 1)[0]}/{version}"
 
     def private_host_allow_list(self):
         # An exact host in allowed_hosts is an explicit admin decision; a wildcard is not.

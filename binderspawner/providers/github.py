@@ -11,17 +11,16 @@ Tests run against a local fixture server that follows GitHub's documented respon
 """
 
 import re
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from traitlets import default
 
 from binderspawner.errors import LaunchError
 from binderspawner.providers.api import GitHostProvider, Unreachable
-from binderspawner.providers.base import RepoSource, ResolvedRepo
+from binderspawner.providers.base import LinkGrammar, RepoSource, ResolvedRepo
 from binderspawner.providers.git import FULL_SHA
-from binderspawner.providers.specparse import OWNER, REPO, after_prefix, invalid, path_on, ref_or_none
-
-HINT = "Use gh/<owner>/<repo>[/<ref>] or https://github.com/<owner>/<repo>[/tree/<ref>]."
+from binderspawner.providers.specparse import (OWNER, OWNER_PART, REPO, REPO_PART, after_prefix, host_pattern,
+                                               invalid, link_ref, path_on, ref_or_none)
 
 
 class GitHubProvider(GitHostProvider):
@@ -43,6 +42,15 @@ class GitHubProvider(GitHostProvider):
             return "https://github.com"
         return api[: -len("/api/v3")] if api.endswith("/api/v3") else api
 
+    @property
+    def hint(self):
+        return (f"Use {self.prefix}/<owner>/<repo>[/<ref>] or "
+                f"{self.html_base_url}/<owner>/<repo>[/tree/<ref>].")
+
+    def own_path(self, repo):
+        """The path of ``repo`` when it is a URL on this provider's web or clone host, else None."""
+        return path_on(repo, self.html_base_url, self.clone_base_url, schemes=("http", "https", "git"))
+
     # parsing (pure) --------------------------------------------------------------------------------
 
     def parse(self, repo):
@@ -51,30 +59,60 @@ class GitHubProvider(GitHostProvider):
             owner, _, rest = rest.partition("/")
             name, _, ref = rest.partition("/")
             return self.source(repo, owner, name, ref_or_none(ref, repo))
-        path = path_on(repo, self.html_base_url)
+        path = self.own_path(repo)
         if path is None:
             return None
         if "?" in path:
-            raise invalid(repo, "it has a query ('?')", HINT)
+            raise invalid(repo, "it has a query ('?')", self.hint)
         found = re.fullmatch(r"/([^/]+)/([^/]+?)(?:\.git)?(?:/(?:tree/(.+)|commit/([0-9a-fA-F]{7,64})))?/?",
                              path)
         if not found:
-            raise invalid(repo, "it is not the address of a repository, a branch or a commit", HINT)
+            raise invalid(repo, "it is not the address of a repository, a branch or a commit", self.hint)
         owner, name, tree, commit = found.groups()
         return self.source(repo, owner, name, ref_or_none(tree or commit, repo))
 
     def source(self, repo, owner, name, ref):
         if not OWNER.match(owner):
-            raise invalid(repo, f"the owner {owner!r} is not a GitHub user or organisation name", HINT)
+            raise invalid(repo, f"the owner {owner!r} is not a GitHub user or organisation name", self.hint)
         name = name.removesuffix(".git")
         if not REPO.match(name):
-            raise invalid(repo, f"the repository name {name!r} is not valid", HINT)
+            raise invalid(repo, f"the repository name {name!r} is not valid", self.hint)
         host = self.host_of(self.html_base_url)
         source = RepoSource(
             provider=self.name, spec=f"{self.prefix}/{owner}/{name}",
             fetch_url=f"{self.clone_base_url}/{owner}/{name}", slug=f"{host}/{owner}/{name}",
-            display_name=f"{owner}/{name}", repo_url=f"{self.html_base_url}/{owner}/{name}")
+            display_name=f"{owner}/{name}", repo_url=f"{self.html_base_url}/{owner}/{name}",
+            identity=f"{self.prefix}/{owner.lower()}/{name.lower()}")  # GitHub ignores case
         return source.with_ref(ref)
+
+    # launch links (pure) ----------------------------------------------------------------------------
+
+    def link_grammar(self):
+        spec = rf"^{self.prefix}/{OWNER_PART}/{REPO_PART}(?:/\S+)?$"
+        url = rf"^{host_pattern(self.html_base_url, self.clone_base_url)}/{OWNER_PART}/{REPO_PART}(?:/\S*)?$"
+        return LinkGrammar(self.prefix, "<org>/<repo>/<ref>",
+                           f"{self.prefix}/binder-examples/requirements/HEAD",
+                           f"{spec}|{url}", self.service, {"owner": 39, "repo": 100})
+
+    def parse_link(self, spec):
+        parts = spec.split("/")
+        if len(parts) < 3:
+            more = " (add /HEAD for the default branch)" if len(parts) == 2 else ""
+            raise self.link_error(f"it needs an organisation, a repository and a ref{more}")
+        org, name = parts[0], unquote(parts[1]).removesuffix(".git")
+        if not OWNER.match(org) or not REPO.match(name):
+            raise self.link_error(f"the organisation or repository name has characters {self.service} "
+                                  "does not allow")
+        ref = link_ref("/".join(parts[2:]), self)
+        canonical = f"{org}/{name}/{quote(ref, safe='/')}"
+        return canonical, f"{self.prefix}/{canonical}", None
+
+    def pinned_link(self, spec, version):
+        org, name, _ = spec.split("/", 2)
+        return f"{org}/{name}/{version}"
+
+    def ref_url(self, source, version):
+        return f"{self.repo_url(source)}/tree/{version}"
 
     # resolving (network) -----------------------------------------------------------------------------
 

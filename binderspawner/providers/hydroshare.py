@@ -13,11 +13,13 @@ import re
 from traitlets import default
 
 from binderspawner.errors import LaunchError
+from binderspawner.providers.base import LinkGrammar
 from binderspawner.providers.records import RecordProvider, doi_of
 from binderspawner.providers.specparse import after_prefix, invalid, path_on
 
 HINT = "Use hydroshare/<32-character resource id> or https://www.hydroshare.org/resource/<id>/."
-RESOURCE = re.compile(r"^[0-9a-f]{32}$")
+RESOURCE_PART = r"[0-9a-f]{32}"
+RESOURCE = re.compile(f"^{RESOURCE_PART}$")
 
 
 def modified_epoch(meta):
@@ -52,6 +54,15 @@ class HydroshareProvider(RecordProvider):
     @default("doi_prefixes")
     def _default_prefixes(self):
         return ["10.4211/hs."]
+
+    def link_grammar(self):
+        return LinkGrammar(self.prefix, "<resource id>", f"{self.prefix}/b8f6eae9d89241cf8b5904033460af61",
+                           rf"^{self.prefix}/{RESOURCE_PART}/?$", self.service, {"resource id": 32})
+
+    def parse_link(self, spec):
+        if not RESOURCE.match(spec):
+            raise self.link_error("the resource id must be 32 hexadecimal digits")
+        return spec, f"{self.prefix}/{spec}", None
 
     def parse(self, repo):
         rest = after_prefix(repo, self.prefix)

@@ -7,15 +7,17 @@ record through repo2docker's content provider for the source (``content_provider
 """
 
 import re
+from urllib.parse import unquote
 from dataclasses import replace
 
 from traitlets import List, Unicode, validate
 
 from binderspawner.errors import LaunchError
 from binderspawner.providers.api import ApiProvider, Unreachable, base_url
-from binderspawner.providers.base import RepoSource, ResolvedRepo
+from binderspawner.providers.base import LinkGrammar, RepoSource, ResolvedRepo
 
-DOI = re.compile(r"^10\.\d{4,9}/[-._;()/:A-Za-z0-9]{1,300}$")
+DOI_PART = r"10\.[0-9]{4,9}/[-._;()/:A-Za-z0-9]{1,300}"
+DOI = re.compile(f"^{DOI_PART}$")
 _DOI_PREFIXES = ("doi:", "https://doi.org/", "http://doi.org/", "https://dx.doi.org/", "http://dx.doi.org/")
 
 
@@ -32,6 +34,7 @@ class RecordProvider(ApiProvider):
     """Base of the data-repository providers."""
 
     content_provider = "Git"  # repo2docker's content provider for this source (set by subclasses)
+    case_insensitive = True  # DOIs and record ids ignore case: one identity per record
 
     doi_prefixes = List(Unicode(), help="DOI prefixes of this repository's records.").tag(config=True)
 
@@ -47,7 +50,8 @@ class RecordProvider(ApiProvider):
     def record(self, spec, fetch_url, slug, display_name, repo_url=""):
         return RepoSource(provider=self.name, spec=spec, fetch_url=fetch_url, slug=slug,
                           display_name=display_name, repo_url=repo_url or fetch_url, has_refs=False,
-                          content_provider=self.content_provider)
+                          content_provider=self.content_provider,
+                          identity=spec.lower() if self.case_insensitive else spec)
 
     def known_doi(self, doi):
         """The part of ``doi`` after one of doi_prefixes, or None."""
@@ -55,6 +59,20 @@ class RecordProvider(ApiProvider):
             if doi.lower().startswith(prefix.lower()):
                 return doi[len(prefix):]
         return None
+
+    # launch links (pure): '<prefix>/<DOI>'; HydroShare and CKAN have their own ------------------------
+
+    example_doi = "10.5281/zenodo.3242074"
+
+    def link_grammar(self):
+        return LinkGrammar(self.prefix, "<DOI>", f"{self.prefix}/{self.example_doi}",
+                           rf"^{self.prefix}/{DOI_PART}$", self.service, {"doi": 320})
+
+    def parse_link(self, spec):
+        doi = unquote(spec)
+        if not DOI.match(doi) or "/../" in doi + "/" or "//" in doi:
+            raise self.link_error(f"it is not a DOI such as {self.example_doi}")
+        return doi, f"{self.prefix}/{doi}", None
 
     async def doi_url(self, doi):
         """Where the DOI points, through the resolver's handle API (no redirects followed)."""

@@ -64,7 +64,10 @@ class BinderHandler(BaseHandler):
         path = self.request.path
         if not path.startswith(prefix):
             raise web.HTTPError(404)
-        return parse_launch_path(path[len(prefix):], self.request.query)
+        spawner = self.current_user.spawner if self.current_user else None
+        providers = [cls(parent=spawner) for cls in spawner.provider_classes] \
+            if hasattr(spawner, "provider_classes") else None  # the hub's configured providers
+        return parse_launch_path(path[len(prefix):], self.request.query, providers)
 
     def check_repo(self, user, link):
         """Refuse a repository this hub would refuse, before any server entry is made (no network)."""

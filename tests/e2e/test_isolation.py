@@ -41,7 +41,7 @@ c.ResourcePolicy.sizes = {{"small": {{"cpu_limit": 0.5, "mem_limit": "512M"}},
                           "huge": {{"cpu_limit": 2, "mem_limit": "2G"}}}}
 c.ResourcePolicy.max_cpu_limit = 1
 c.ResourcePolicy.max_mem_limit = "1G"
-c.SpecControl.spec_config = [{{"pattern": r"^git/[^/]*isoquota\\.git", "config": {{"quota": 2}}}}]
+c.SpecControl.spec_config = [{{"pattern": r"^git/[^/]*%2Fisoquota/", "config": {{"quota": 2}}}}]
 """
 
 # --- local stand-ins ---------------------------------------------------------------------------------
@@ -292,7 +292,8 @@ def test_per_repo_quota(iso_hub, git_server):
     repo = {"repo": git_server.url("isoquota")}
     ready(iso_hub, "q1", repo)
     ready(iso_hub, "q2", repo)
-    message = refusal(iso_hub, "q3", repo)
+    # another spelling of the same repository is the same repository (issue 14 item 17)
+    message = refusal(iso_hub, "q3", {"repo": repo["repo"].removesuffix(".git") + "/"})
     assert "Too many users are running this repository (2 of 2)" in message
     assert "quota" in message and "Try again later" in message
     assert iso_hub.api("GET", "/users/q3").json()["servers"] == {}

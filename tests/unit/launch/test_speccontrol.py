@@ -31,9 +31,11 @@ def test_conflicting_refs_are_refused():
 
 
 def test_git_and_record_specs():
+    # the repository's identity: git's default port and '.git' are no part of it, another port is
     url = "git://127.0.0.1:9418/requirements.git"
-    assert launch_spec(GitProvider().parse(url),
-                       "main") == "git/git%3A%2F%2F127.0.0.1%3A9418%2Frequirements.git/main"
+    assert launch_spec(GitProvider().parse(url), "main") == "git/git%3A%2F%2F127.0.0.1%2Frequirements/main"
+    assert launch_spec(GitProvider().parse("git://127.0.0.1:9419/r.git/"),
+                       None) == "git/git%3A%2F%2F127.0.0.1%3A9419%2Fr/HEAD"
     record = ZenodoProvider().parse("10.5281/zenodo.5")
     assert launch_spec(record, None) == "zenodo/10.5281/zenodo.5"
 
