@@ -47,14 +47,19 @@ GOOD = [
 ]
 
 
+def hub_providers():
+    """The default providers, with the CKAN site of the examples allowed (none is by default)."""
+    return [cls(hosts=["demo.ckan.org"]) if cls.name == "ckan" else cls() for cls in DEFAULT_PROVIDERS]
+
+
 @pytest.mark.parametrize("path,query,options", GOOD)
 def test_every_binderhub_form_parses(path, query, options):
-    link = parse_launch_path(path, query)
+    link = parse_launch_path(path, query, hub_providers())
     assert link.user_options == options
     assert link.provider == path.split("/")[0]
     assert SERVER_NAME.match(server_name_for(link))
     # the canonical request parses back to the same link (what BinderHub sends as binder_request)
-    again = parse_launch_path(link.binder_request[len("v2/"):], query)
+    again = parse_launch_path(link.binder_request[len("v2/"):], query, hub_providers())
     assert again == link
     parse_launch_options(link.user_options)  # acceptable user options
 
@@ -62,9 +67,8 @@ def test_every_binderhub_form_parses(path, query, options):
 @pytest.mark.parametrize("path,query,options", GOOD)
 def test_every_form_is_recognised_by_the_hubs_providers(path, query, options):
     """The repo option each link produces is one the default providers recognise (pure parse)."""
-    # CKAN launches only from the admin's sites (none by default).
-    providers = [cls(hosts=["demo.ckan.org"]) if cls.name == "ckan" else cls() for cls in DEFAULT_PROVIDERS]
-    provider, source = detect(parse_launch_path(path, query).repo, providers)
+    providers = hub_providers()
+    provider, source = detect(parse_launch_path(path, query, providers).repo, providers)
     assert provider.name == {"gh": "github", "gl": "gitlab"}.get(path.split("/")[0], path.split("/")[0])
 
 

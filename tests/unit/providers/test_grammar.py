@@ -26,7 +26,9 @@ class Spawner(Configurable):
 
 
 def providers(config=None):
-    parent = Spawner(config=config or Config())
+    config = Config(config or {})
+    config.CKANProvider.hosts = ["demo.ckan.org"]  # the examples' CKAN site (none is allowed by default)
+    parent = Spawner(config=config)
     return [cls(parent=parent) for cls in DEFAULT_PROVIDERS]
 
 
