@@ -77,7 +77,7 @@ def user_at(lines, index):
 
 def install_line(lines, kind):
     return index_of(lines, lambda line: line.startswith("RUN ") and INSTALL_PATH in line
-                    and f" {kind}" in line, f"install.py {kind}")
+                    and kind in shlex.split(line), f"install.py {kind}")
 
 
 def install_words(lines, kind):
@@ -363,3 +363,19 @@ def test_settings_do_not_leak_between_buildpack_classes(repo, ca_bundle):
     assert "jupyterlab==4.0.0" in text_plain and "jupyterlab==4.2.0" not in text_plain
     assert "update-ca-certificates" in text_ca and "update-ca-certificates" not in text_plain
     assert issubclass(plain, VenvBuildPack) and VenvBuildPack.extra_ca_bundle == ""
+
+
+def test_repository_dependencies_install_before_the_copy(repo):
+    repo({"setup.py": "from setuptools import setup\nsetup()\n", "setup.cfg": "", "mytool/__init__.py": ""})
+    lines = render(environment=decided(install_repo=True))
+    early = install_line(lines, "repo-deps")
+    copies = [line for line in lines[:early] if "src/" in line]
+    assert sorted(copies) == ["COPY --chown=1000:1000 src/setup.cfg ${REPO_DIR}/setup.cfg",
+                              "COPY --chown=1000:1000 src/setup.py ${REPO_DIR}/setup.py"]
+    assert early < index_containing(lines, COPY_REPO) < install_line(lines, "repo")
+
+
+def test_static_and_dynamic_pyproject_dependencies():
+    assert install.static_dependencies({"project": {"dependencies": ["six>=1"]}}) == ["six>=1"]
+    assert install.static_dependencies({"project": {"dynamic": ["dependencies"]}}) is None
+    assert install.static_dependencies({"tool": {}}) is None

@@ -7,6 +7,7 @@ installed). Usage, from ${REPO_DIR}:
     install.py [--index-url URL ...] requirements FILE
     install.py [--index-url URL ...] pipfile-lock FILE    (the lock's pins and hashes, exactly)
     install.py [--index-url URL ...] pipfile FILE         (a resolution of the Pipfile)
+    install.py [--index-url URL ...] repo-deps            (the repository's dependencies, early)
     install.py [--index-url URL ...] repo                 (pip install . of the repository)
 """
 
@@ -78,7 +79,15 @@ def failure_summary(stderr):
     return " ".join(lines or [line.strip() for line in stderr.splitlines() if line.strip()][-3:])
 
 
-def uv_install(args, what, index_urls, no_deps=False):
+def static_dependencies(pyproject):
+    """[project] dependencies of a pyproject.toml, or None where they are dynamic (or absent)."""
+    project = pyproject.get("project")
+    if not isinstance(project, dict) or "dependencies" in project.get("dynamic", ()):
+        return None
+    return list(project.get("dependencies", []))
+
+
+def uv_install(args, what, index_urls, no_deps=False, check=True):
     command = ["uv", "pip", "install", "--no-cache", "--python", f"{VENV}/bin/python"]
     if index_urls:
         command += ["--index-url", index_urls[0], "--index-strategy", "unsafe-best-match"]
@@ -88,9 +97,12 @@ def uv_install(args, what, index_urls, no_deps=False):
         command.append("--no-deps")
     done = subprocess.run(command + args, stdout=sys.stdout, stderr=subprocess.PIPE, text=True)
     sys.stderr.write(done.stderr)
+    if done.returncode != 0 and not check:
+        return False
     if done.returncode != 0:
         print(f"{FAILED} installing {what} failed: {failure_summary(done.stderr)}", file=sys.stderr)
         sys.exit(1)
+    return True
 
 
 def _write_requirements(lines):
@@ -110,6 +122,20 @@ def main(argv):
         uv_install(rest, "the single-user server (" + " ".join(rest) + ")", index_urls)
     elif kind == "requirements":
         uv_install(["-r", rest[0]], rest[0], index_urls)
+    elif kind == "repo-deps":
+        # Before the repository is copied (only its setup.py/setup.cfg/pyproject.toml are here), so
+        # a change elsewhere keeps this layer. Where the dependencies cannot be read without the rest
+        # of the repository, they are installed with it by "repo" instead.
+        dependencies = None
+        if os.path.exists("pyproject.toml"):
+            import tomllib
+            with open("pyproject.toml", "rb") as f:
+                dependencies = static_dependencies(tomllib.load(f))
+        if dependencies:
+            uv_install(["-r", _write_requirements(dependencies)], "the dependencies in pyproject.toml", index_urls)
+        elif dependencies is None and os.path.exists("setup.py"):
+            if not uv_install(["-r", "setup.py"], "setup.py", index_urls, check=False):
+                print("The dependencies of setup.py need the whole repository: they are installed with it.")
     elif kind == "repo":
         uv_install(["."], "the repository (pip install .)", index_urls)
     elif kind in ("pipfile-lock", "pipfile"):

@@ -163,10 +163,16 @@ class VenvBuildPack(BaseImage):
             late.append((env["pipfile"], "pipfile"))
         return late
 
+    def _package_files(self):
+        """The repository's packaging files, copied early to install its dependencies first."""
+        if not self.environment.get("install_repo"):
+            return []
+        return [name for name in ("setup.py", "setup.cfg", "pyproject.toml") if os.path.isfile(name)]
+
     @lru_cache
     def get_preassemble_script_files(self):
         files = dict(super().get_preassemble_script_files())
-        for path, _ in self._early():
+        for path in [*(path for path, _ in self._early()), *self._package_files()]:
             files[path] = path
         return files
 
@@ -174,6 +180,8 @@ class VenvBuildPack(BaseImage):
     def get_preassemble_scripts(self):
         scripts = [*self._python_check(), *super().get_preassemble_scripts()]
         scripts += [("${NB_USER}", self._install(kind, path)) for path, kind in self._early()]
+        if self._package_files():
+            scripts.append(("${NB_USER}", self._install("repo-deps")))
         return scripts
 
     @lru_cache
