@@ -50,12 +50,13 @@ class Repo2DockerBuilder(Builder):
     server_requirements = List(
         Unicode(),
         help="""pip requirements the venv buildpack installs before the repository's own: the
-        single-user server. Defaults to this hub's exact JupyterHub version and JupyterLab.""",
+        single-user server. Defaults to this hub's exact JupyterHub version, JupyterLab and
+        jupyter-offlinenotebook (as repo2docker images have).""",
     ).tag(config=True)
 
     @default("server_requirements")
     def _default_server_requirements(self):
-        return [f"jupyterhub=={jupyterhub.__version__}", "jupyterlab"]
+        return [f"jupyterhub=={jupyterhub.__version__}", "jupyterlab", "jupyter-offlinenotebook"]
 
     extra_ca_bundle = Unicode(
         "",
