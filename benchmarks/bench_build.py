@@ -133,7 +133,8 @@ def main():
         ok &= ratio <= 0.5
         rows.append({"repository": kind, "pip_cold": pip_cold, "uv_cold": uv_cold, "ratio": ratio,
                      "pip_rebuild": pip_re, "uv_rebuild": uv_re})
-        print(f"| {kind} | {pip_cold:.1f} s | {uv_cold:.1f} s | {ratio:.2f} | {pip_re:.1f} s | {uv_re:.1f} s |")
+        print(f"| {kind} | {pip_cold:.1f} s | {uv_cold:.1f} s | {ratio:.2f} "
+              f"| {pip_re:.1f} s | {uv_re:.1f} s |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"packages": PACKAGES, "rows": rows}, f, indent=1)

@@ -35,7 +35,8 @@ def write(root, files):
 def build(root, env):
     """repo2docker as the builder runs it; returns (exit code, log lines, image name)."""
     image = f"{PREFIX}{uuid.uuid4().hex[:10]}:latest"
-    settings = {"buildpacks": "venv", "base_image": "binderspawner-base:bookworm", "server_requirements": SERVER,
+    settings = {"buildpacks": "venv", "base_image": "binderspawner-base:bookworm",
+                "server_requirements": SERVER,
                 "extra_ca_bundle": "", "content_providers": ["Local"], "environment": env}
     done = subprocess.run(
         [sys.executable, "-m", "repo2docker", "--config", CONFIG_FILE, "--no-run", "--user-id", "1000",
@@ -77,7 +78,8 @@ def test_requirements_node_and_what_repo2docker_images_provide(images, tmp_path)
         import six, attrs, jupyterhub, jupyterlab
         home = os.path.expanduser("~")
         print(json.dumps({
-            "six": six.__version__, "jokes": u.find_spec("pyjokes") is not None, "hub": jupyterhub.__version__,
+            "six": six.__version__, "jokes": u.find_spec("pyjokes") is not None,
+            "hub": jupyterhub.__version__,
             "offline": u.find_spec("jupyter_offlinenotebook") is not None,
             "python": "%d.%d" % sys.version_info[:2], "prefix": sys.prefix,
             "node": subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip(),
@@ -111,10 +113,11 @@ def test_setup_py_repository_is_installed(images, tmp_path):
 def test_installable_pyproject_on_trixie_with_python_3_13(images, tmp_path):
     root = write(tmp_path, {
         "pyproject.toml": "[project]\nname = 'projpkg'\nversion = '1.0'\ndependencies = ['six']\n"
-                          "[build-system]\nrequires = ['setuptools']\nbuild-backend = 'setuptools.build_meta'\n",
+                          "[build-system]\nrequires = ['setuptools']\n"
+                          "build-backend = 'setuptools.build_meta'\n",
         "projpkg/__init__.py": "NAME = 'projpkg'\n", "runtime.txt": "python-3.13\n"})
     image = built(images, root, environment(python="3.13", base_image="binderspawner-base:trixie",
-                                             install_repo=True))
+                                            install_repo=True))
     facts = run_in(image, "import os, sys, json; os.chdir('/'); import projpkg, six; "
                           "print(json.dumps([projpkg.NAME, '%d.%d' % sys.version_info[:2]]))")
     assert facts == ["projpkg", "3.13"]
@@ -124,7 +127,7 @@ def test_pipfile_lock_pins_are_installed_exactly(images, tmp_path):
     lock = {"_meta": {"requires": {"python_version": "3.11"}}, "default": {
         "six": {"version": "==1.16.0", "hashes": [
             "sha256:8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254"]}},
-        "develop": {}}
+            "develop": {}}
     root = write(tmp_path, {"Pipfile": "[packages]\nsix = '*'\n", "Pipfile.lock": json.dumps(lock)})
     image = built(images, root, environment(pipfile="Pipfile", pipfile_lock="Pipfile.lock"))
     assert run_in(image, "import six, json; print(json.dumps(six.__version__))") == "1.16.0"

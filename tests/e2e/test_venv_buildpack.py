@@ -49,7 +49,8 @@ def decided(**fields):
 
 
 def buildpack(server=SERVER, extra_ca_bundle="", environment=None):
-    return make_venv_buildpack(server, extra_ca_bundle=extra_ca_bundle, environment=environment)(base_image=BASE)
+    cls = make_venv_buildpack(server, extra_ca_bundle=extra_ca_bundle, environment=environment)
+    return cls(base_image=BASE)
 
 
 def render(**kwargs):
@@ -145,7 +146,8 @@ def test_login_shell_keeps_the_venv_on_path(repo):
 def test_install_script_is_copied_before_the_server(repo):
     repo({})
     lines = render(environment=decided())
-    copy = index_of(lines, lambda line: line.startswith("COPY ") and line.endswith(" " + INSTALL_PATH), "copy")
+    copy = index_of(lines, lambda line: line.startswith("COPY ")
+                    and line.endswith(" " + INSTALL_PATH), "copy")
     assert copy < install_line(lines, "server")
     assert buildpack().get_build_script_files()[install.__file__] == INSTALL_PATH
 
@@ -206,10 +208,12 @@ def test_install_repo_after_the_copy_and_after_the_requirements(repo):
 
 
 def test_pipfile_lock_wins_and_installs_before_the_copy(repo):
-    repo({"Pipfile": "[packages]\nsix = '*'\n", "Pipfile.lock": '{"default": {"six": {"version": "==1.16.0"}}}'})
+    repo({"Pipfile": "[packages]\nsix = '*'\n",
+         "Pipfile.lock": '{"default": {"six": {"version": "==1.16.0"}}}'})
     lines = render(environment=decided(pipfile="Pipfile", pipfile_lock="Pipfile.lock"))
     at = install_line(lines, "pipfile-lock")
-    assert index_containing(lines, "src/Pipfile.lock ${REPO_DIR}/Pipfile.lock") < at < index_containing(lines, COPY_REPO)
+    assert index_containing(
+        lines, "src/Pipfile.lock ${REPO_DIR}/Pipfile.lock") < at < index_containing(lines, COPY_REPO)
     assert not [c for c in runs(lines) if INSTALL_PATH + " pipfile " in c]
 
 
@@ -227,7 +231,8 @@ def test_pipfile_without_lock_is_resolved(repo):
 
 def test_lock_entries_become_exact_requirement_lines(tmp_path):
     lock = {"default": {
-        "six": {"version": "==1.16.0", "hashes": ["sha256:aa", "sha256:bb"], "markers": "python_version >= '3'"},
+        "six": {"version": "==1.16.0", "hashes": ["sha256:aa", "sha256:bb"],
+                "markers": "python_version >= '3'"},
         "req": {"version": "==2.0", "extras": ["socks"]},
         "mine": {"path": ".", "editable": True},
         "dep": {"git": "https://git.example.org/dep.git", "ref": "0123abc"}},
@@ -242,17 +247,20 @@ def test_lock_entries_become_exact_requirement_lines(tmp_path):
 
 
 def test_pipfile_entries_become_requirement_lines(tmp_path):
-    pipfile = {"packages": {"numpy": "*", "pandas": ">=2", "win": {"version": "*", "sys_platform": "== 'win32'"},
+    pipfile = {"packages": {"numpy": "*", "pandas": ">=2",
+                            "win": {"version": "*", "sys_platform": "== 'win32'"},
                             "local": {"path": "./pkg"}},
                "dev-packages": {"black": "==24.1.0"}}
     assert install.pipfile_requirements(pipfile, str(tmp_path)) == [
-        "black==24.1.0", f"local @ file://{tmp_path}/pkg", "numpy", "pandas>=2", "win ; sys_platform == 'win32'"]
+        "black==24.1.0", f"local @ file://{tmp_path}/pkg", "numpy", "pandas>=2",
+        "win ; sys_platform == 'win32'"]
 
 
 def test_failure_summary_is_uvs_cause_on_one_line():
     stderr = ("Using Python 3.11.2 environment at: /srv/venv\n"
               "  \u00d7 No solution found when resolving dependencies:\n"
-              "  \u2570\u2500\u25b6 Because nosuch was not found in the package registry and you require nosuch, we\n"
+              "  \u2570\u2500\u25b6 Because nosuch was not found in the package registry and you require "
+              "nosuch, we\n"
               "      can conclude that your requirements are unsatisfiable.\n")
     assert install.failure_summary(stderr) == (
         "No solution found when resolving dependencies: Because nosuch was not found in the package registry "
@@ -292,7 +300,8 @@ def test_base_image_with_another_python_stops_the_build_first(repo):
     assert lines.index("RUN " + command) < install_line(lines, "requirements")
     result = run_here("python3 " + command.split(" ", 1)[1])
     assert result.returncode != 0
-    assert install_failure(result.stderr.splitlines()).startswith(f"the base image {BASE} has Python {HERE_PYTHON}")
+    assert install_failure(result.stderr.splitlines()).startswith(
+        f"the base image {BASE} has Python {HERE_PYTHON}")
     assert install.FAILED not in command  # BuildKit echoes the command: the marker must not be in it
 
 

@@ -132,7 +132,8 @@ def main(argv):
             with open("pyproject.toml", "rb") as f:
                 dependencies = static_dependencies(tomllib.load(f))
         if dependencies:
-            uv_install(["-r", _write_requirements(dependencies)], "the dependencies in pyproject.toml", index_urls)
+            uv_install(["-r", _write_requirements(dependencies)],
+                       "the dependencies in pyproject.toml", index_urls)
         elif dependencies is None and os.path.exists("setup.py"):
             if not uv_install(["-r", "setup.py"], "setup.py", index_urls, check=False):
                 print("The dependencies of setup.py need the whole repository: they are installed with it.")

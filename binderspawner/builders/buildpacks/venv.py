@@ -134,7 +134,8 @@ class VenvBuildPack(BaseImage):
         check = (
             "import sys; have = '%d.%d' % sys.version_info[:2]; "
             # the marker is split so that BuildKit's echo of this command does not contain it
-            f"sys.exit(0 if have == {wanted!r} else '{FAILED[:13]}' '{FAILED[13:]} the base image {self.base_image} has "
+            f"sys.exit(0 if have == {wanted!r} else '{FAILED[:13]}' '{FAILED[13:]} the base image "
+            f"{self.base_image} has "
             f"Python ' + have + ', but this environment needs Python {wanted}: the hub admin maps "
             "Python versions to base images (scripts/provision.sh builds them).')")
         return [("root", f"{VENV}/bin/python -c {shlex.quote(check)}")]
