@@ -388,3 +388,12 @@ def test_static_and_dynamic_pyproject_dependencies():
     assert install.static_dependencies({"project": {"dependencies": ["six>=1"]}}) == ["six>=1"]
     assert install.static_dependencies({"project": {"dynamic": ["dependencies"]}}) is None
     assert install.static_dependencies({"tool": {}}) is None
+
+
+def test_pipfile_sources_other_than_the_hubs_indexes_are_named():
+    default = {"name": "pypi", "url": "https://index.example.org/simple", "verify_ssl": True}
+    private = {"name": "lab", "url": "https://lab.example.org/simple"}
+    assert install.ignored_sources([default], []) == []
+    assert install.ignored_sources([default, private], []) == ["https://lab.example.org/simple"]
+    assert install.ignored_sources([private], ["https://lab.example.org/simple"]) == []
+    assert install.ignored_sources([default], ["https://mirror.example.org/simple"]) == [default["url"]]

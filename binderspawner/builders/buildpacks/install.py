@@ -69,6 +69,19 @@ def pipfile_requirements(pipfile, base_dir):
     return [requirement_line(name, spec, base_dir) for name, spec in sorted(entries.items())]
 
 
+def ignored_sources(sources, index_urls):
+    """URLs of a Pipfile's [[source]] entries that are not the hub's indexes. Pipenv's default
+    source (named "pypi") stands for the default index when the hub names no index of its own."""
+    ignored = []
+    for source in sources or ():
+        if not isinstance(source, dict) or not source.get("url") or source["url"] in index_urls:
+            continue
+        if not index_urls and source.get("name") == "pypi":
+            continue
+        ignored.append(str(source["url"]))
+    return ignored
+
+
 def failure_summary(stderr):
     """uv's cause in one line: its error lines without the drawing characters."""
     lines = []
@@ -145,14 +158,22 @@ def main(argv):
         try:
             if kind == "pipfile-lock":
                 with open(path, encoding="utf-8") as f:
-                    lines = pipfile_lock_requirements(json.load(f), base_dir)
+                    lock = json.load(f)
+                lines = pipfile_lock_requirements(lock, base_dir)
             else:
                 import tomllib
                 with open(path, "rb") as f:
-                    lines = pipfile_requirements(tomllib.load(f), base_dir)
+                    pipfile = tomllib.load(f)
+                lines = pipfile_requirements(pipfile, base_dir)
+            sources = (lock.get("_meta", {}).get("sources") if kind == "pipfile-lock"
+                       else pipfile.get("source"))
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             print(f"{FAILED} {path} cannot be read: {e}", file=sys.stderr)
             sys.exit(1)
+        ignored = ignored_sources(sources, index_urls)
+        if ignored:
+            print(f"Note: the package sources in {path} ({', '.join(ignored)}) are not used: packages "
+                  "come from the hub's package indexes.")
         if lines:
             uv_install(["-r", _write_requirements(lines)], path, index_urls, no_deps=kind == "pipfile-lock")
     else:
