@@ -141,6 +141,7 @@ def test_login_shell_keeps_the_venv_on_path(repo):
     commands = [c for c in runs(render()) if "/etc/profile.d/" in c]
     assert commands
     assert f"{VENV}/bin" in commands[0]
+    assert "$HOME/.local/bin" in commands[0] and "$REPO_DIR/.local/bin" in commands[0]
 
 
 def test_install_script_is_copied_before_the_server(repo):

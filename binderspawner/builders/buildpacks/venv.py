@@ -117,7 +117,7 @@ class VenvBuildPack(BaseImage):
             # Debian's pip and uv (UV_NATIVE_TLS in the base image) trust the system store.
             scripts.append(("root", "update-ca-certificates > /dev/null"))
         # Debian's /etc/profile resets PATH for the login shell repo2docker's entrypoint uses.
-        profile = f'export PATH="{VENV}/bin:$HOME/.local/bin:$PATH"'
+        profile = f'export PATH="{VENV}/bin:$HOME/.local/bin:$REPO_DIR/.local/bin:$PATH"'
         scripts.append(("root", f"echo {shlex.quote(profile)} > /etc/profile.d/00-binderspawner-venv.sh"))
         # Images from an older base without uv get it from the package index here.
         scripts.append(("root", "command -v uv > /dev/null || { python3 -m venv /opt/binderspawner-tools"
