@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
 # Provision a Debian host (bookworm, as root) for binderspawner: Docker engine with the buildx
-# plugin, git, configurable-http-proxy, this package with its test extras, and the local base image
-# (built from debootstrap, so no container registry is needed). Idempotent: every step checks first.
+# plugin, git, configurable-http-proxy, this package with its test extras, and the local base images
+# (one per Debian suite, built from debootstrap, so no container registry is needed). Idempotent: every step checks first.
 # On a host that already runs Docker, the engine steps are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BASE_IMAGE=${BINDERSPAWNER_BASE_IMAGE:-binderspawner-base:bookworm}
-ROOTFS_IMAGE=binderspawner-rootfs:bookworm
 # CA bundle baked into the base image, for sites whose TLS goes through an intercepting proxy.
 EXTRA_CA=${BINDERSPAWNER_EXTRA_CA:-/etc/ssl/certs/ca-certificates.crt}
 export DEBIAN_FRONTEND=noninteractive
@@ -70,21 +68,42 @@ fi
 log "installing binderspawner with its test extras"
 python3 -m pip install -q -e ".[test]"
 
-if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
-  if ! docker image inspect "$ROOTFS_IMAGE" >/dev/null 2>&1; then
-    log "building the root filesystem with debootstrap"
-    uri=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-    [ -n "$uri" ] || uri=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list)
+# One base image per Debian suite, each with the suite's own Python (bookworm 3.11, trixie 3.13,
+# forky 3.14); builds pick one by the Python a repository asks for. bullseye (3.9) is left out: no
+# server layer (JupyterHub 6 needs Python 3.10+). The root filesystems come from debootstrap (in
+# parallel), then one docker build each (in parallel). An image is rebuilt only when missing or
+# built from another docker/base/Dockerfile (its label holds the file's hash).
+mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+[ -n "$mirror" ] || mirror=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list)
+dockerfile_hash=$(cat docker/base/Dockerfile "$EXTRA_CA" 2>/dev/null | sha256sum | cut -c1-16)
+base_ready() {
+  [ "$(docker image inspect --format '{{ index .Config.Labels "binderspawner.base.dockerfile" }}' \
+        "binderspawner-base:$1" 2>/dev/null)" = "$dockerfile_hash" ]
+}
+build_base() {  # suite; logs its time
+  local suite=$1 start rootfs context script
+  start=$(date +%s)
+  if ! docker image inspect "binderspawner-rootfs:$suite" >/dev/null 2>&1; then
     rootfs=$(mktemp -d)
-    debootstrap --variant=minbase bookworm "$rootfs" "$uri" >/dev/null
-    tar -C "$rootfs" -c . | docker import - "$ROOTFS_IMAGE" >/dev/null
+    script=/usr/share/debootstrap/scripts/$suite
+    [ -e "$script" ] || script=/usr/share/debootstrap/scripts/sid  # suites newer than this debootstrap
+    debootstrap --variant=minbase "$suite" "$rootfs" "$mirror" "$script" >/dev/null
+    tar -C "$rootfs" -c . | docker import - "binderspawner-rootfs:$suite" >/dev/null
     rm -rf "$rootfs"
   fi
-  log "building $BASE_IMAGE"
   context=$(mktemp -d)
   cp docker/base/Dockerfile "$context/"
   if [ -f "$EXTRA_CA" ]; then cp "$EXTRA_CA" "$context/extra-ca.crt"; else : > "$context/extra-ca.crt"; fi
-  docker build -q --build-arg ROOTFS="$ROOTFS_IMAGE" -t "$BASE_IMAGE" "$context" >/dev/null
+  docker build -q --build-arg ROOTFS="binderspawner-rootfs:$suite" \
+    --label "binderspawner.base.dockerfile=$dockerfile_hash" -t "binderspawner-base:$suite" "$context" >/dev/null
   rm -rf "$context"
-fi
-log "ready: $(docker version --format 'engine {{.Server.Version}}'), base image $BASE_IMAGE"
+  log "built binderspawner-base:$suite in $(( $(date +%s) - start )) s"
+}
+pids=()
+for suite in ${BINDERSPAWNER_BASE_SUITES:-bookworm trixie forky}; do
+  base_ready "$suite" && continue
+  log "building binderspawner-base:$suite"
+  build_base "$suite" & pids+=($!)
+done
+for pid in "${pids[@]}"; do wait "$pid"; done
+log "ready: $(docker version --format 'engine {{.Server.Version}}'), base images for ${BINDERSPAWNER_BASE_SUITES:-bookworm trixie forky}"

@@ -19,6 +19,7 @@ from binderspawner.errors import BuildFailed, RepositoryRefused
 from binderspawner.providers.git import GitProvider, git_environment
 from binderspawner.builders.registry import RegistryClient, parse_image
 from binderspawner.builders.base import Builder
+from binderspawner.builders.buildpacks.venv import install_failure
 
 CONFIG_FILE = os.path.join(os.path.dirname(__file__), "repo2docker_config.py")
 LOG_TAIL = 20
@@ -107,12 +108,13 @@ class Repo2DockerBuilder(Builder):
     server_requirements = List(
         Unicode(),
         help="""pip requirements the venv buildpack installs before the repository's own: the
-        single-user server. Defaults to this hub's exact JupyterHub version and JupyterLab.""",
+        single-user server. Defaults to this hub's exact JupyterHub version, JupyterLab and
+        jupyter-offlinenotebook (as repo2docker images have).""",
     ).tag(config=True)
 
     @default("server_requirements")
     def _default_server_requirements(self):
-        return [f"jupyterhub=={jupyterhub.__version__}", "jupyterlab"]
+        return [f"jupyterhub=={jupyterhub.__version__}", "jupyterlab", "jupyter-offlinenotebook"]
 
     extra_ca_bundle = Unicode(
         "",
@@ -406,7 +408,9 @@ def failure_message(display_name, version, reason, tail, environment=None):
     """The user's message for a failed build (pure): the cause first when the log shows one we
     know, then the log tail without BuildKit's step bookkeeping."""
     first = messages.BUILD_FAILED.format(repo=display_name, version=version[:12], reason=reason)
-    cause = messages.explain_build_log(tail, environment.requirements if environment else None)
+    installing = install_failure(tail)  # the venv buildpack's own line naming the file and cause
+    cause = (f"Building {display_name} failed: {installing}." if installing
+             else messages.explain_build_log(tail, environment.requirements if environment else None))
     lines = messages.clean_log_tail(tail) if cause else tail
     head = f"{cause} ({first[:-1]})" if cause else first
     return f"{head}\n{messages.LOG_TAIL_HEADER}\n" + ("\n".join(lines) or "(no output)")

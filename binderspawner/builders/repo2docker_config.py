@@ -14,13 +14,18 @@ c = get_config()  # noqa: F821 (provided by traitlets when repo2docker loads thi
 
 # Git: binderspawner's checked clone (builders/checkedfetch.py) instead of repo2docker's own.
 # Data records: downloads through the same address check as the hub's own requests.
+# Local: the hub's own checked clone (builders/checkout.py).
 c.Repo2Docker.content_providers = [
     CheckedGit if name == "Git"
     else checked_provider(getattr(contentproviders, name), settings.get("git_rules"))
     for name in settings["content_providers"]]
-if settings["base_image"]:
-    c.Repo2Docker.base_image = settings["base_image"]
+# The environment the hub decided from its checked clone (builders/environment.py); its base image
+# (the one with the Python it chose) wins over the builder's default.
+environment = settings.get("environment") or None
+base_image = (environment or {}).get("base_image") or settings.get("base_image")
+if base_image:
+    c.Repo2Docker.base_image = base_image
 if settings["buildpacks"] == "venv":
-    venv = make_venv_buildpack(settings["server_requirements"], settings["extra_ca_bundle"])
+    venv = make_venv_buildpack(settings["server_requirements"], settings["extra_ca_bundle"], environment)
     c.Repo2Docker.buildpacks = [LegacyBinderDockerBuildPack, DockerBuildPack, venv]
     c.Repo2Docker.default_buildpack = venv

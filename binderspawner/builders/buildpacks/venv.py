@@ -1,14 +1,21 @@
 """A repo2docker buildpack that needs neither conda nor Docker Hub.
 
-It installs the repository's requirements.txt with pip into a virtual environment made from the base
-image's own Python (Debian's python3 in the image scripts/provision.sh builds). apt.txt, postBuild
-and start work as in repo2docker (they come from its BaseImage). runtime.txt may only ask for the
-base image's Python; the build stops with a message saying so otherwise.
+It renders the environment the hub decided (builders/environment.py; passed in the
+BINDERSPAWNER_R2D_SETTINGS "environment"), without detecting anything itself: a virtual environment
+from the base image's own Python (Debian's python3 in the images scripts/provision.sh builds), the
+single-user server in it as one layer per base image, then the repository's requirements file,
+Pipfile.lock (its pins and hashes, exactly) or Pipfile (resolved), and ``pip install .`` of the
+repository, all with uv through install.py. apt.txt, postBuild and start work as in repo2docker
+(they come from its BaseImage), as do $REPO_DIR, the working directory and ~/.local/bin on PATH.
 
-The class is configured by ``make_venv_buildpack`` in the repo2docker config file that the builder
-writes, because repo2docker instantiates buildpacks itself and they are not Configurables.
+Files needed by an install are copied before the repository where they name nothing else of it, so a
+notebook-only change rebuilds in seconds.
+
+The class is configured by ``make_venv_buildpack`` in the repo2docker config file, because
+repo2docker instantiates buildpacks itself and they are not Configurables.
 """
 
+import json
 import os
 import shlex
 from functools import lru_cache
@@ -16,18 +23,80 @@ from functools import lru_cache
 from repo2docker.buildpacks.base import BaseImage
 from repo2docker.utils import is_local_pip_requirement, open_guess_encoding
 
-VENV = "/srv/venv"
+from binderspawner.builders.buildpacks import install
+
+VENV = install.VENV
 EXTRA_CA_PATH = "/usr/local/share/ca-certificates/binderspawner-extra.crt"
+INSTALL_PATH = "/usr/local/lib/binderspawner/install.py"
+INSTALL = f"/usr/bin/python3 {INSTALL_PATH}"
+FAILED = install.FAILED
+
+
+def install_failure(log_lines):
+    """The first line a failed install printed (install.py's FAILED line), without BuildKit's
+    step prefix ("#12 3.21 "), or None: the cause to show first when a build fails."""
+    for line in log_lines:
+        at = line.find(FAILED)
+        if at >= 0:
+            return line[at + len(FAILED):].strip()
+    return None
+
+
+def legacy_environment(buildpack):
+    """What the hub decided before builders/environment.py existed: the binder directory's
+    requirements.txt only. Used only when the settings carry no "environment"."""
+    binder_dir = buildpack.binder_dir.rstrip("/")
+    requirements = os.path.join(binder_dir, "requirements.txt") if binder_dir else "requirements.txt"
+    return {"python": "", "binder_dir": binder_dir,
+            "requirements": requirements if os.path.exists(requirements) else None,
+            "pipfile": None, "pipfile_lock": None, "install_repo": False, "index_urls": []}
+
+
+def _names_other_files(path):
+    """Whether a requirements file refers to other files of the repository (-r, -e, local paths),
+    so it can be installed only after the repository is copied."""
+    with open_guess_encoding(path) as f:
+        return any(is_local_pip_requirement(line) for line in f)
+
+
+def _pipfile_lock_names_paths(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            lock = json.load(f)
+        return any(isinstance(spec, dict) and "path" in spec
+                   for section in ("default", "develop") for spec in lock.get(section, {}).values())
+    except (OSError, ValueError, AttributeError):
+        return True  # install.py reads it after the copy and says what is wrong with it
+
+
+def _pipfile_names_paths(path):
+    import tomllib
+    try:
+        with open(path, "rb") as f:
+            pipfile = tomllib.load(f)
+        return any(isinstance(spec, dict) and "path" in spec
+                   for section in ("packages", "dev-packages") for spec in pipfile.get(section, {}).values())
+    except (OSError, ValueError, AttributeError):
+        return True
 
 
 class VenvBuildPack(BaseImage):
-    # Set by make_venv_buildpack; these come from the hub admin, never from the repository.
+    # Set by make_venv_buildpack; these come from the hub, never from the repository.
     server_requirements = ("jupyterhub", "jupyterlab")
     extra_ca_bundle = ""
+    decided_environment = None
+
+    @property
+    def environment(self):
+        return self.decided_environment or legacy_environment(self)
+
+    def _install(self, *args):
+        index = [w for url in self.environment.get("index_urls") or () for w in ("--index-url", url)]
+        return " ".join(shlex.quote(word) for word in [*INSTALL.split(), *index, *args])
 
     @lru_cache
     def get_build_env(self):
-        return [*super().get_build_env(), ("NB_PYTHON_PREFIX", VENV)]
+        return [*super().get_build_env(), ("NB_PYTHON_PREFIX", VENV), ("VIRTUAL_ENV", VENV)]
 
     @lru_cache
     def get_path(self):
@@ -36,6 +105,7 @@ class VenvBuildPack(BaseImage):
     @lru_cache
     def get_build_script_files(self):
         files = dict(super().get_build_script_files())
+        files[install.__file__] = INSTALL_PATH
         if self.extra_ca_bundle:
             files[self.extra_ca_bundle] = EXTRA_CA_PATH
         return files
@@ -44,71 +114,90 @@ class VenvBuildPack(BaseImage):
     def get_build_scripts(self):
         scripts = list(super().get_build_scripts())
         if self.extra_ca_bundle:
-            # Debian's pip trusts the system store, so this is all pip needs.
+            # Debian's pip and uv (UV_NATIVE_TLS in the base image) trust the system store.
             scripts.append(("root", "update-ca-certificates > /dev/null"))
         # Debian's /etc/profile resets PATH for the login shell repo2docker's entrypoint uses.
-        profile = f'export PATH="{VENV}/bin:$HOME/.local/bin:$PATH"'
+        profile = f'export PATH="{VENV}/bin:$HOME/.local/bin:$REPO_DIR/.local/bin:$PATH"'
         scripts.append(("root", f"echo {shlex.quote(profile)} > /etc/profile.d/00-binderspawner-venv.sh"))
+        # Images from an older base without uv get it from the package index here.
+        scripts.append(("root", "command -v uv > /dev/null || { python3 -m venv /opt/binderspawner-tools"
+                                " && /opt/binderspawner-tools/bin/pip install -q --no-cache-dir uv"
+                                " && ln -s /opt/binderspawner-tools/bin/uv /usr/local/bin/uv; }"))
         scripts.append(("root", f"python3 -m venv {VENV} && chown -R ${{NB_USER}}:${{NB_USER}} {VENV}"))
-        requirements = " ".join(shlex.quote(r) for r in self.server_requirements)
-        scripts.append(
-    ("${NB_USER}", f"{VENV}/bin/pip install --no-cache-dir --disable-pip-version-check {requirements}"))
+        scripts.append(("${NB_USER}", self._install("server", *self.server_requirements)))
         return scripts
 
-    def _requirements(self):
-        path = self.binder_path("requirements.txt")
-        if not os.path.exists(path):
-            return None, False
-        with open_guess_encoding(path) as f:
-            local = any(is_local_pip_requirement(line) for line in f)
-        return path, local
+    def _python_check(self):
+        wanted = self.environment.get("python") or ""
+        if not wanted:
+            return []
+        check = (
+            "import sys; have = '%d.%d' % sys.version_info[:2]; "
+            # the marker is split so that BuildKit's echo of this command does not contain it
+            f"sys.exit(0 if have == {wanted!r} else '{FAILED[:13]}' '{FAILED[13:]} the base image "
+            f"{self.base_image} has "
+            f"Python ' + have + ', but this environment needs Python {wanted}: the hub admin maps "
+            "Python versions to base images (scripts/provision.sh builds them).')")
+        return [("root", f"{VENV}/bin/python -c {shlex.quote(check)}")]
+
+    def _early(self):
+        """(file, install.py kind) pairs installed before the repository is copied."""
+        env, early = self.environment, []
+        if env.get("requirements") and not _names_other_files(env["requirements"]):
+            early.append((env["requirements"], "requirements"))
+        if env.get("pipfile_lock"):
+            if not _pipfile_lock_names_paths(env["pipfile_lock"]):
+                early.append((env["pipfile_lock"], "pipfile-lock"))
+        elif env.get("pipfile") and not _pipfile_names_paths(env["pipfile"]):
+            early.append((env["pipfile"], "pipfile"))
+        return early
+
+    def _late(self):
+        env, early = self.environment, [path for path, _ in self._early()]
+        late = []
+        if env.get("requirements") and env["requirements"] not in early:
+            late.append((env["requirements"], "requirements"))
+        if env.get("pipfile_lock"):
+            if env["pipfile_lock"] not in early:
+                late.append((env["pipfile_lock"], "pipfile-lock"))
+        elif env.get("pipfile") and env["pipfile"] not in early:
+            late.append((env["pipfile"], "pipfile"))
+        return late
+
+    def _package_files(self):
+        """The repository's packaging files, copied early to install its dependencies first."""
+        if not self.environment.get("install_repo"):
+            return []
+        return [name for name in ("setup.py", "setup.cfg", "pyproject.toml") if os.path.isfile(name)]
 
     @lru_cache
     def get_preassemble_script_files(self):
         files = dict(super().get_preassemble_script_files())
-        path, local = self._requirements()
-        if path and not local:
+        for path in [*(path for path, _ in self._early()), *self._package_files()]:
             files[path] = path
         return files
 
     @lru_cache
     def get_preassemble_scripts(self):
-        scripts = list(super().get_preassemble_scripts())
-        name, version, _ = self.runtime
-        if name == "python" and version:
-            wanted = ".".join(version.split(".")[:2])
-            check = (
-                "import sys; have = '%d.%d' % sys.version_info[:2]; "
-                f"sys.exit(0 if have == '{wanted}' or have.startswith('{wanted}.') else 'runtime.txt asks for Python {wanted}, but this hub builds "
-                "with the Python of its base image, ' + have + '. Change runtime.txt to python-' + have + "
-                "' or remove it, or ask the hub admin for a base image with Python "
-                f"{wanted} (Repo2DockerBuilder.base_image).')"
-            )
-            scripts.insert(0, ("root", f"python3 -c {shlex.quote(check)}"))
-        elif name is not None and name != "python":
-            scripts.insert(
-    0,
-    ("root",
-     f"echo {shlex.quote(f'runtime.txt asks for {name}, which this hub cannot build: only Python is available.')} >&2 && exit 1"))
-        path, local = self._requirements()
-        if path and not local:
-            scripts.append(
-    ("${NB_USER}", f"{VENV}/bin/pip install --no-cache-dir --disable-pip-version-check -r {shlex.quote(path)}"))
+        scripts = [*self._python_check(), *super().get_preassemble_scripts()]
+        scripts += [("${NB_USER}", self._install(kind, path)) for path, kind in self._early()]
+        if self._package_files():
+            scripts.append(("${NB_USER}", self._install("repo-deps")))
         return scripts
 
     @lru_cache
     def get_assemble_scripts(self):
         scripts = list(super().get_assemble_scripts())
-        path, local = self._requirements()
-        if path and local:
-            scripts.append(
-    ("${NB_USER}", f"{VENV}/bin/pip install --no-cache-dir --disable-pip-version-check -r {shlex.quote(path)}"))
+        scripts += [("${NB_USER}", self._install(kind, path)) for path, kind in self._late()]
+        if self.environment.get("install_repo"):
+            scripts.append(("${NB_USER}", self._install("repo")))
         return scripts
 
 
-def make_venv_buildpack(server_requirements, extra_ca_bundle=""):
-    """A VenvBuildPack subclass carrying the admin's settings (see the module docstring)."""
+def make_venv_buildpack(server_requirements, extra_ca_bundle="", environment=None):
+    """A VenvBuildPack subclass carrying the hub's settings and decided environment."""
     return type("VenvBuildPack", (VenvBuildPack,), {
         "server_requirements": tuple(server_requirements),
         "extra_ca_bundle": extra_ca_bundle,
+        "decided_environment": dict(environment) if environment else None,
     })

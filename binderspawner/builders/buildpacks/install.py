@@ -1,0 +1,184 @@
+"""Runs inside the image being built (copied there by the venv buildpack): every pip-style install
+of a build goes through uv from here, so a failure ends with one line naming the file and uv's cause.
+
+Standard library only (it runs with the base image's Python, 3.11 or newer, before anything else is
+installed). Usage, from ${REPO_DIR}:
+    install.py [--index-url URL ...] server REQUIREMENT...
+    install.py [--index-url URL ...] requirements FILE
+    install.py [--index-url URL ...] pipfile-lock FILE    (the lock's pins and hashes, exactly)
+    install.py [--index-url URL ...] pipfile FILE         (a resolution of the Pipfile)
+    install.py [--index-url URL ...] repo-deps            (the repository's dependencies, early)
+    install.py [--index-url URL ...] repo                 (pip install . of the repository)
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+FAILED = "binderspawner-install-failed:"
+VENV = "/srv/venv"
+# Pipfile keys that are environment markers (Pipfile's shorthand: sys_platform = "== 'linux'").
+MARKER_KEYS = ("os_name", "sys_platform", "platform_machine", "platform_python_implementation",
+               "platform_release", "platform_system", "platform_version", "python_version",
+               "python_full_version", "implementation_name", "implementation_version")
+
+
+def _markers(spec):
+    parts = [f"({spec['markers']})"] if spec.get("markers") else []
+    parts += [f"{key} {spec[key]}" for key in MARKER_KEYS if isinstance(spec.get(key), str)]
+    return " and ".join(parts)
+
+
+def requirement_line(name, spec, base_dir):
+    """One requirements.txt line for a Pipfile or Pipfile.lock entry (pip's syntax)."""
+    if isinstance(spec, str):
+        return name if spec.strip() in ("", "*") else f"{name}{spec.strip()}"
+    extras = f"[{','.join(spec['extras'])}]" if spec.get("extras") else ""
+    editable = "-e " if spec.get("editable") else ""
+    markers = _markers(spec)
+    if "path" in spec:
+        target = os.path.normpath(os.path.join(base_dir, spec["path"]))
+        line = f"{editable}{target}{extras}" if editable else f"{name}{extras} @ file://{target}"
+    elif "git" in spec:
+        url = spec["git"] if spec["git"].startswith("git+") else f"git+{spec['git']}"
+        ref = f"@{spec['ref']}" if spec.get("ref") else ""
+        line = f"{editable}{url}{ref}#egg={name}" if editable else f"{name}{extras} @ {url}{ref}"
+    elif "file" in spec:
+        line = f"{name}{extras} @ {spec['file']}"
+    else:
+        version = spec.get("version", "*")
+        line = name + extras + ("" if version.strip() in ("", "*") else version.strip())
+    if markers and not editable:
+        line += f" ; {markers}"
+    for digest in spec.get("hashes", ()):
+        line += f" --hash={digest}"
+    return line
+
+
+def pipfile_lock_requirements(lock, base_dir):
+    """The lock's "default" and "develop" pins (repo2docker installs both, like pipenv --dev)."""
+    entries = {**lock.get("develop", {}), **lock.get("default", {})}
+    return [requirement_line(name, spec, base_dir) for name, spec in sorted(entries.items())]
+
+
+def pipfile_requirements(pipfile, base_dir):
+    """[packages] and [dev-packages] of a Pipfile, to be resolved."""
+    entries = {**pipfile.get("dev-packages", {}), **pipfile.get("packages", {})}
+    return [requirement_line(name, spec, base_dir) for name, spec in sorted(entries.items())]
+
+
+def ignored_sources(sources, index_urls):
+    """URLs of a Pipfile's [[source]] entries that are not the hub's indexes. Pipenv's default
+    source (named "pypi") stands for the default index when the hub names no index of its own."""
+    ignored = []
+    for source in sources or ():
+        if not isinstance(source, dict) or not source.get("url") or source["url"] in index_urls:
+            continue
+        if not index_urls and source.get("name") == "pypi":
+            continue
+        ignored.append(str(source["url"]))
+    return ignored
+
+
+def failure_summary(stderr):
+    """uv's cause in one line: its error lines without the drawing characters."""
+    lines = []
+    for line in stderr.splitlines():
+        text = line.strip().lstrip("×╰─▶│├ ").strip()
+        if text and (lines or line.lstrip().startswith(("×", "error:"))):
+            lines.append(text)
+    return " ".join(lines or [line.strip() for line in stderr.splitlines() if line.strip()][-3:])
+
+
+def static_dependencies(pyproject):
+    """[project] dependencies of a pyproject.toml, or None where they are dynamic (or absent)."""
+    project = pyproject.get("project")
+    if not isinstance(project, dict) or "dependencies" in project.get("dynamic", ()):
+        return None
+    return list(project.get("dependencies", []))
+
+
+def uv_install(args, what, index_urls, no_deps=False, check=True):
+    command = ["uv", "pip", "install", "--no-cache", "--python", f"{VENV}/bin/python"]
+    if index_urls:
+        command += ["--index-url", index_urls[0], "--index-strategy", "unsafe-best-match"]
+        for url in index_urls[1:]:
+            command += ["--extra-index-url", url]
+    if no_deps:
+        command.append("--no-deps")
+    done = subprocess.run(command + args, stdout=sys.stdout, stderr=subprocess.PIPE, text=True)
+    sys.stderr.write(done.stderr)
+    if done.returncode != 0 and not check:
+        return False
+    if done.returncode != 0:
+        print(f"{FAILED} installing {what} failed: {failure_summary(done.stderr)}", file=sys.stderr)
+        sys.exit(1)
+    return True
+
+
+def _write_requirements(lines):
+    handle, path = tempfile.mkstemp(suffix="-requirements.txt")
+    with os.fdopen(handle, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def main(argv):
+    index_urls = []
+    while argv[:1] == ["--index-url"]:
+        index_urls.append(argv[1])
+        argv = argv[2:]
+    kind, rest = argv[0], argv[1:]
+    if kind == "server":
+        uv_install(rest, "the single-user server (" + " ".join(rest) + ")", index_urls)
+    elif kind == "requirements":
+        uv_install(["-r", rest[0]], rest[0], index_urls)
+    elif kind == "repo-deps":
+        # Before the repository is copied (only its setup.py/setup.cfg/pyproject.toml are here), so
+        # a change elsewhere keeps this layer. Where the dependencies cannot be read without the rest
+        # of the repository, they are installed with it by "repo" instead.
+        dependencies = None
+        if os.path.exists("pyproject.toml"):
+            import tomllib
+            with open("pyproject.toml", "rb") as f:
+                dependencies = static_dependencies(tomllib.load(f))
+        if dependencies:
+            uv_install(["-r", _write_requirements(dependencies)],
+                       "the dependencies in pyproject.toml", index_urls)
+        elif dependencies is None and os.path.exists("setup.py"):
+            if not uv_install(["-r", "setup.py"], "setup.py", index_urls, check=False):
+                print("The dependencies of setup.py need the whole repository: they are installed with it.")
+    elif kind == "repo":
+        uv_install(["."], "the repository (pip install .)", index_urls)
+    elif kind in ("pipfile-lock", "pipfile"):
+        path = rest[0]
+        base_dir = os.path.dirname(os.path.abspath(path))
+        try:
+            if kind == "pipfile-lock":
+                with open(path, encoding="utf-8") as f:
+                    lock = json.load(f)
+                lines = pipfile_lock_requirements(lock, base_dir)
+            else:
+                import tomllib
+                with open(path, "rb") as f:
+                    pipfile = tomllib.load(f)
+                lines = pipfile_requirements(pipfile, base_dir)
+            sources = (lock.get("_meta", {}).get("sources") if kind == "pipfile-lock"
+                       else pipfile.get("source"))
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            print(f"{FAILED} {path} cannot be read: {e}", file=sys.stderr)
+            sys.exit(1)
+        ignored = ignored_sources(sources, index_urls)
+        if ignored:
+            print(f"Note: the package sources in {path} ({', '.join(ignored)}) are not used: packages "
+                  "come from the hub's package indexes.")
+        if lines:
+            uv_install(["-r", _write_requirements(lines)], path, index_urls, no_deps=kind == "pipfile-lock")
+    else:
+        sys.exit(f"install.py: unknown kind {kind!r}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
