@@ -153,3 +153,25 @@ def test_event_window_keeps_the_last_events_and_counts_what_a_reader_missed():
     one_huge = EventWindow(max_events=100, max_bytes=10, size=len)
     one_huge.append("x" * 100)
     assert list(one_huge) == ["x" * 100]  # the newest is always kept
+
+
+def test_shipped_config_caps_each_user(monkeypatch, tmp_path):
+    """config/jupyterhub_config.py as it is (the Docker network lookup answered here)."""
+    import os
+
+    from traitlets.config import Config
+
+    from binderspawner.dockerhost import network
+    from tests.support import ROOT
+
+    monkeypatch.setattr(network, "ensure_network", lambda name: "10.99.0.1")
+    monkeypatch.setenv("BINDERSPAWNER_STATE_DIR", str(tmp_path))
+    config = Config()
+    path = os.path.join(ROOT, "config", "jupyterhub_config.py")
+    with open(path) as f:
+        exec(compile(f.read(), path, "exec"), {"get_config": lambda: config, "__file__": path})
+    assert config.Quotas.per_user_quota > 0
+    limit = config.JupyterHub.named_server_limit_per_user
+    user = SimpleNamespace(kind="user", orm_spawners={"a": None}, spawners={"a": SimpleNamespace(launch_failed="x")})
+    assert callable(limit) and limit(SimpleNamespace(current_user=user)) == limit(
+        SimpleNamespace(current_user=None)) + 1
