@@ -175,3 +175,34 @@ def test_shipped_config_caps_each_user(monkeypatch, tmp_path):
     user = SimpleNamespace(kind="user", orm_spawners={"a": None}, spawners={"a": SimpleNamespace(launch_failed="x")})
     assert callable(limit) and limit(SimpleNamespace(current_user=user)) == limit(
         SimpleNamespace(current_user=None)) + 1
+
+
+def test_a_server_once_shared_stays_refused_until_it_is_deleted():
+    """JupyterHub's own tables (sqlite in memory): revoking does not undo a share; a new server,
+    even one given the deleted server's id, starts clean."""
+    from jupyterhub import orm
+
+    db = orm.new_session_factory("sqlite://")()
+    owner, other = orm.User(name="ann"), orm.User(name="bob")
+    db.add_all([owner, other])
+    db.commit()
+    server = orm.Spawner(user=owner, name="s")
+    coded = orm.Spawner(user=owner, name="t")
+    db.add_all([server, coded])
+    db.commit()
+    assert not pushback.ever_shared(db, server)
+    orm.Share.grant(db, server, other)
+    orm.Share.revoke(db, server, other)
+    assert pushback.ever_shared(db, server) and not pushback.ever_shared(db, coded)
+    code, _ = orm.ShareCode.new(db, coded, scopes=[f"access:servers!server=ann/t"])
+    db.delete(code)
+    db.commit()
+    assert pushback.ever_shared(db, coded)
+    old_id = coded.id
+    db.delete(coded)
+    db.commit()
+    fresh = orm.Spawner(user=owner, name="t")
+    db.add(fresh)
+    db.commit()
+    assert fresh.id == old_id  # sqlite gives the id again: the record went with the old server
+    assert not pushback.ever_shared(db, fresh)
