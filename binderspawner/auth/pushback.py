@@ -140,7 +140,8 @@ def ref_refusal(commands, allowed_refs):
 _metadata = MetaData()
 SHARED_SERVERS = Table(
     "binderspawner_shared_servers", _metadata,
-    Column("spawner_id", Integer, ForeignKey(orm.Spawner.__table__.c.id, ondelete="CASCADE"), primary_key=True),
+    Column("spawner_id", Integer, ForeignKey(orm.Spawner.__table__.c.id, ondelete="CASCADE"),
+           primary_key=True),
     Column("first_shared", DateTime, server_default=func.now()),
 )
 

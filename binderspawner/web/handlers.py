@@ -279,7 +279,6 @@ class BuildHandler(BinderHandler):
             url=url, token=token, image=launch.image if launch else spawner.image, link=link,
             version=launch.resolved.version if launch else "", launch_host=self.launch_host))
 
-
     def server_token(self, user, name, link):
         """A token for the 'ready' event that opens this one server, issued only if the caller's
         own credentials may open it, and living no longer than they do (nor TOKEN_EXPIRY)."""

@@ -48,7 +48,8 @@ def test_only_allowed_refs_are_updated_and_nothing_is_deleted():
 
 def test_the_server_gets_the_hub_relay_never_the_token():
     credentials = TokenCredentials(token="s3cret", username="oauth2", hosts=("git.lab:8443",))
-    env = pushback.container_env(True, credentials, "https://git.lab:8443/r.git", "http://10.0.0.1:8081/hub/api")
+    env = pushback.container_env(True, credentials, "https://git.lab:8443/r.git",
+                                 "http://10.0.0.1:8081/hub/api")
     assert "s3cret" not in repr(env)
     assert env["GIT_CONFIG_KEY_0"] == "url.http://10.0.0.1:8081/hub/binder/git/repo.insteadOf"
     assert env["GIT_CONFIG_VALUE_0"] == "https://git.lab:8443/r.git"
@@ -172,7 +173,8 @@ def test_shipped_config_caps_each_user(monkeypatch, tmp_path):
         exec(compile(f.read(), path, "exec"), {"get_config": lambda: config, "__file__": path})
     assert config.Quotas.per_user_quota > 0
     limit = config.JupyterHub.named_server_limit_per_user
-    user = SimpleNamespace(kind="user", orm_spawners={"a": None}, spawners={"a": SimpleNamespace(launch_failed="x")})
+    user = SimpleNamespace(kind="user", orm_spawners={"a": None},
+                           spawners={"a": SimpleNamespace(launch_failed="x")})
     assert callable(limit) and limit(SimpleNamespace(current_user=user)) == limit(
         SimpleNamespace(current_user=None)) + 1
 
@@ -194,7 +196,7 @@ def test_a_server_once_shared_stays_refused_until_it_is_deleted():
     orm.Share.grant(db, server, other)
     orm.Share.revoke(db, server, other)
     assert pushback.ever_shared(db, server) and not pushback.ever_shared(db, coded)
-    code, _ = orm.ShareCode.new(db, coded, scopes=[f"access:servers!server=ann/t"])
+    code, _ = orm.ShareCode.new(db, coded, scopes=["access:servers!server=ann/t"])
     db.delete(code)
     db.commit()
     assert pushback.ever_shared(db, coded)
