@@ -100,17 +100,25 @@ _COMMAND = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64}) ([0-9a-f]{40}|[0-9a-f]{64})
 def push_commands(body):
     """[(old, new, ref)] from the start of a git-receive-pack request body (pure); ValueError if
     it is not one."""
-    commands, pos = [], 0
+    return read_push(body)[0]
+
+
+def read_push(body):
+    """([(old, new, ref)], {capabilities}) from a git-receive-pack request body (pure)."""
+    commands, capabilities, pos = [], set(), 0
     while True:
         try:
             length = int(body[pos:pos + 4], 16)
         except ValueError:
             raise ValueError("not a git push") from None
         if length == 0:
-            return commands
+            return commands, capabilities
         if length < 4 or pos + length > len(body):
             raise ValueError("not a git push")
-        line = body[pos + 4:pos + length].split(b"\0", 1)[0].decode("utf-8", "replace").rstrip("\n")
+        line, _, caps = body[pos + 4:pos + length].partition(b"\0")
+        line = line.decode("utf-8", "replace").rstrip("\n")
+        if caps and not capabilities:
+            capabilities = set(caps.decode("utf-8", "replace").split())
         pos += length
         if line.startswith("shallow "):
             continue
@@ -131,6 +139,24 @@ def ref_refusal(commands, allowed_refs):
             return (f"Pushing to {ref} from a Binder server is not allowed on this hub "
                     f"(c.PushBack.allowed_refs: {', '.join(allowed_refs) or 'none'}).")
     return None
+
+
+def _pkt(data):
+    return b"%04x" % (len(data) + 4) + data
+
+
+def rejected_push(commands, capabilities, reason):
+    """A git-receive-pack answer that rejects every ref update with ``reason`` (pure), so git shows
+    it ('! [remote rejected] <ref> (<reason>)' and 'remote: <reason>') instead of a bare HTTP error."""
+    reason = reason.replace("\n", " ")
+    report = _pkt(b"unpack ok\n") + b"".join(
+        _pkt(f"ng {ref} {reason}\n".encode()) for _, _, ref in commands) + b"0000"
+    if not capabilities & {"side-band", "side-band-64k"}:
+        return report
+    size = 65515 if "side-band-64k" in capabilities else 995
+    chunks = [_pkt(b"\2" + f"{reason}\n".encode())]
+    chunks += [_pkt(b"\1" + report[i:i + size]) for i in range(0, len(report), size)]
+    return b"".join(chunks) + b"0000"
 
 
 # --- servers that were ever shared ------------------------------------------------------------------
@@ -254,12 +280,15 @@ class GitRelayHandler(JsonApiHandler):
                 raise web.HTTPError(413, f"The push is larger than c.PushBack.max_push_bytes "
                                          f"({settings.max_push_bytes} bytes).")
             try:
-                commands = push_commands(body)
+                commands, capabilities = read_push(body)
             except ValueError as e:
                 raise web.HTTPError(400, str(e)) from None
             problem = ref_refusal(commands, settings.allowed_refs)
             if problem:
-                raise web.HTTPError(403, problem)
+                self.log.warning("Refused a push from %s's server %r: %s", user.name, spawner.name, problem)
+                self.set_header("Content-Type", "application/x-git-receive-pack-result")
+                self.set_header("Cache-Control", "no-cache")
+                return self.finish(rejected_push(commands, capabilities, problem))
             self.log.info("Pushing %s for %s's server %r to %s", " ".join(c[2] for c in commands),
                           user.name, spawner.name, repo_url)
         await self._forward(repo_url.rstrip("/") + "/" + path, method, body, credentials)
