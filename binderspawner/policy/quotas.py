@@ -107,23 +107,38 @@ def failed_named_servers(user):
     return [name for name in names if spawners is not None and getattr(spawners[name], "launch_failed", None)]
 
 
-def named_server_limit(limit):
+class NamedServerLimit:
     """For c.JupyterHub.named_server_limit_per_user: ``limit`` named servers per user, not counting
     those whose last launch failed (their failure message stays until they are launched again).
 
-    JupyterHub counts every named server a user has; this adds the failed ones back. It applies
-    to the user making the request (an admin or service starting servers for someone else gets
-    JupyterHub's plain count)."""
-    if not limit:
-        return 0
+    JupyterHub counts every named server a user has; called by JupyterHub, this adds the failed
+    ones back. It applies to the user making the request (an admin or service starting servers for
+    someone else gets JupyterHub's plain count). Launch links and the build API refuse with
+    ``refusal``'s message, which names the servers to delete."""
 
-    def limit_for_user(handler):
+    def __init__(self, limit):
+        self.limit = limit
+
+    def __call__(self, handler):
         user = handler.current_user
         if user is None or getattr(user, "kind", "user") != "user":
-            return limit
-        return limit + len(failed_named_servers(user))
+            return self.limit
+        return self.limit + len(failed_named_servers(user))
 
-    return limit_for_user
+    def refusal(self, user):
+        """Why ``user`` may not have another named server (None: they may)."""
+        failed = set(failed_named_servers(user))
+        counted = sorted(name for name in getattr(user, "orm_spawners", {}) if name and name not in failed)
+        if not self.limit or len(counted) < self.limit:
+            return None
+        return (f"You have {len(counted)} servers, the most one user may keep on this hub "
+                f"(named_server_limit_per_user = {self.limit}; failed launches do not count). Stop and "
+                f"delete one of them ({', '.join(counted)}) on your home page, then launch again.")
+
+
+def named_server_limit(limit):
+    """``c.JupyterHub.named_server_limit_per_user = named_server_limit(10)``: see NamedServerLimit."""
+    return NamedServerLimit(limit) if limit else 0
 
 
 def hub_spawners():

@@ -80,6 +80,10 @@ class BinderHandler(BaseHandler):
     async def named_spawner(self, user, link):
         name = server_name_for(link)
         if name not in user.orm_spawners:
+            limit = self.settings.get("named_server_limit_per_user")
+            refused = limit.refusal(user) if isinstance(limit, quotas.NamedServerLimit) else None
+            if refused:
+                raise LaunchError(refused, status=400)
             await self._check_named_server_request(user, name, name)
         return user.get_or_create_spawner(name, name, replace_failed=True)
 

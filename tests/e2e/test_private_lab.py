@@ -295,7 +295,7 @@ def test_push_back_goes_through_the_hub_and_never_hands_out_the_token(lab):
         assert _remote_branch(lab, "from-binder") == commit  # the push landed
         # the hub relays only allowed ref updates: no deletions
         code, output = _exec(container, "git push origin :refs/heads/from-binder 2>&1")
-        assert code != 0 and "Deleting refs/heads/from-binder is not allowed" in output, output
+        assert code != 0 and "Deleting refs/heads/from-binder from a Binder server is not allowed" in output, output
         assert _remote_branch(lab, "from-binder") == commit
         # nothing in the server's files holds the member's token
         for token in {member_token, *lab.seen_tokens}:

@@ -137,6 +137,10 @@ def test_failed_named_servers_do_not_count_against_the_limit():
     assert limit(SimpleNamespace(current_user=user)) == 3
     assert limit(SimpleNamespace(current_user=None)) == 2
     assert quotas.named_server_limit(0) == 0
+    assert limit.refusal(user) is None
+    assert "(b, c)" in quotas.named_server_limit(2).refusal(SimpleNamespace(
+        kind="user", orm_spawners=dict.fromkeys([*spawners, "c"]),
+        spawners={**spawners, "c": SimpleNamespace(launch_failed=None)}))
 
 
 def test_event_window_keeps_the_last_events_and_counts_what_a_reader_missed():
