@@ -303,6 +303,7 @@ def test_push_back_goes_through_the_hub_and_never_hands_out_the_token(lab):
             assert code != 0 and not output.strip(), output
 
         # shared once: refused, also after the share is revoked
+        lab.login("bob")
         alice = lab.token_for("alice")
         r = lab.as_user(alice, "POST", "/hub/api/shares/alice/push", json={"user": "bob"})
         assert r.status_code == 200, r.text
