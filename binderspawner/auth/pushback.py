@@ -294,45 +294,26 @@ class GitRelayHandler(JsonApiHandler):
         await self._forward(repo_url.rstrip("/") + "/" + path, method, body, credentials)
 
     async def _forward(self, url, method, body, credentials):
+        """One request to the repository's git server with the member's credentials; the answer is
+        read whole (with tornado's curl client a streamed body may arrive after the fetch ends)."""
         basic = base64.b64encode(f"{credentials.username}:{credentials.token}".encode()).decode()
         headers = {"Authorization": f"Basic {basic}", "User-Agent": "binderspawner-push-back"}
         for name in ("Content-Type", "Content-Encoding", "Accept", "Git-Protocol"):
             if name in self.request.headers:
                 headers[name] = self.request.headers[name]
-        answer = {"status": None, "headers": {}, "error": b"", "started": False}
-
-        def on_header(line):
-            line = line.strip()
-            if line.startswith("HTTP/"):
-                answer["status"], answer["headers"] = int(line.split()[1]), {}
-            elif ":" in line:
-                name, _, value = line.partition(":")
-                answer["headers"][name.strip().lower()] = value.strip()
-
-        def on_chunk(chunk):
-            if answer["status"] != 200:
-                answer["error"] += chunk[:4096]
-                return
-            if not answer["started"]:
-                answer["started"] = True
-                for name in ("content-type", "content-encoding", "cache-control"):
-                    if name in answer["headers"]:
-                        self.set_header(name.title(), answer["headers"][name])
-            self.write(chunk)
-            self.flush()
-
         request = HTTPRequest(url, method=method, body=body, headers=headers, follow_redirects=False,
-                              decompress_response=False, header_callback=on_header,
-                              streaming_callback=on_chunk, request_timeout=600)
+                              decompress_response=False, request_timeout=600)
         try:
-            await AsyncHTTPClient().fetch(request, raise_error=False)
+            response = await AsyncHTTPClient().fetch(request, raise_error=False)
         except (HTTPClientError, OSError) as e:
             raise web.HTTPError(502, f"The repository's git server could not be reached: {e}") from None
-        if answer["status"] != 200:
-            status = answer["status"]
-            if status in (401, 403, 404):
-                raise web.HTTPError(403, f"The git server refused your credentials for this repository "
-                                         f"(HTTP {status}): you may not write to it, or your token lacks "
-                                         "the scope to push.")
-            raise web.HTTPError(502, f"The repository's git server answered HTTP {status}.")
-        self.finish()
+        if response.code in (401, 403, 404):
+            raise web.HTTPError(403, f"The git server refused your credentials for this repository "
+                                     f"(HTTP {response.code}): you may not write to it, or your token lacks "
+                                     "the scope to push.")
+        if response.code != 200:
+            raise web.HTTPError(502, f"The repository's git server answered HTTP {response.code}.")
+        for name in ("Content-Type", "Content-Encoding", "Cache-Control"):
+            if name in response.headers:
+                self.set_header(name, response.headers[name])
+        self.finish(response.body or b"")
