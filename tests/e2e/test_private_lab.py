@@ -319,8 +319,9 @@ def test_push_back_goes_through_the_hub_and_never_hands_out_the_token(lab):
     # a new server (the old one deleted) may push again
     container = _push_server(lab, "push")
     try:
-        code, output = _exec(container, PUSH)
+        code, output = _exec(container, PUSH.replace("refs/heads/from-binder", "refs/heads/from-binder-2"))
         assert code == 0, output
+        assert _remote_branch(lab, "from-binder-2")
     finally:
         lab.hub.stop_server("alice", "push")
         lab.hub.api("DELETE", "/users/alice/servers/push", json={"remove": True})
