@@ -262,8 +262,9 @@ def _push_server(lab, name):
 
 
 def _remote_branch(lab, branch):
-    out = subprocess.run(["git", "-C", os.path.join(lab.git.repos, f"{lab.repo}.git"), "rev-parse", "--verify", "-q",
-                          f"refs/heads/{branch}"], capture_output=True, text=True)
+    bare = os.path.join(lab.git.repos, f"{lab.repo}.git")
+    out = subprocess.run(["git", "-C", bare, "rev-parse", "--verify", "-q", f"refs/heads/{branch}"],
+                         capture_output=True, text=True)
     return out.stdout.strip()
 
 
@@ -278,10 +279,11 @@ def test_push_back_goes_through_the_hub_and_never_hands_out_the_token(lab):
         # every credential a process in the server can get for the repository: not the member's
         code, output = _exec(container, f"printf 'url={lab.git.url(lab.repo)}\\n\\n' | git credential fill")
         assert not _holds_token(lab, output), "git in the server hands out the member's token"
-        code, output = _exec(container, "python3 -c \"import os, urllib.request; h = os.environ['JUPYTERHUB_API_URL']"
-                                        ".rsplit('/api', 1)[0]; print(urllib.request.urlopen(urllib.request.Request("
-                                        "h + '/binder/git-credential', headers={'Authorization': 'token ' + "
-                                        "os.environ['JUPYTERHUB_API_TOKEN']})).read().decode())\" 2>&1")
+        code, output = _exec(container, (
+            "python3 -c \"import os, urllib.request; h = os.environ['JUPYTERHUB_API_URL']"
+            ".rsplit('/api', 1)[0]; print(urllib.request.urlopen(urllib.request.Request("
+            "h + '/binder/git-credential', headers={'Authorization': 'token ' + "
+            "os.environ['JUPYTERHUB_API_TOKEN']})).read().decode())\" 2>&1"))
         assert not _holds_token(lab, output), "the hub hands the member's token to the server's API token"
         container.reload()
         assert not _holds_token(lab, "\n".join(container.attrs["Config"]["Env"]))
@@ -289,17 +291,20 @@ def test_push_back_goes_through_the_hub_and_never_hands_out_the_token(lab):
         lab.git.clear_requests()
         code, output = _exec(container, PUSH)
         assert code == 0, output
-        pushes = [r for r in lab.git.requests if "receive-pack" in r["path"] + r["query"] and r["status"] == 200]
+        pushes = [r for r in lab.git.requests
+                  if "receive-pack" in r["path"] + r["query"] and r["status"] == 200]
         assert pushes and {r["user"] for r in pushes} == {"alice"}
         commit = _exec(container, "git rev-parse HEAD")[1].strip()
         assert _remote_branch(lab, "from-binder") == commit  # the push landed
         # the hub relays only allowed ref updates: no deletions
         code, output = _exec(container, "git push origin :refs/heads/from-binder 2>&1")
-        assert code != 0 and "Deleting refs/heads/from-binder from a Binder server is not allowed" in output, output
+        assert code != 0, output
+        assert "Deleting refs/heads/from-binder from a Binder server is not allowed" in output, output
         assert _remote_branch(lab, "from-binder") == commit
         # nothing in the server's files holds the member's token
         for token in {member_token, *lab.seen_tokens}:
-            code, output = _exec(container, f"grep -rlF -e '{token}' /home /tmp /srv /etc /opt /var 2>/dev/null")
+            code, output = _exec(container,
+                                 f"grep -rlF -e '{token}' /home /tmp /srv /etc /opt /var 2>/dev/null")
             assert code != 0 and not output.strip(), output
 
         # shared once: refused, also after the share is revoked
