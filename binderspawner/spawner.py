@@ -171,7 +171,8 @@ class BinderSpawnerMixin(LoggingConfigurable):
     # progress -----------------------------------------------------------------------------------
 
     def _reset_progress(self):
-        self._progress_events = []
+        # capped like build logs: a launch with a huge build log keeps its last events
+        self._progress_events = buildlogs.EventWindow(size=lambda event: len(event.get("message", "")) + 32)
         self._progress_changed = asyncio.Event()
 
     def _report(self, message, progress=None):
@@ -190,9 +191,11 @@ class BinderSpawnerMixin(LoggingConfigurable):
         seen = 0
         while True:
             changed = self._progress_changed
-            while seen < len(self._progress_events):
-                seen += 1
-                yield self._progress_events[seen - 1]
+            missed, events, seen = self._progress_events.since(seen)
+            if missed:
+                yield {"message": f"[{missed} earlier messages are not kept]"}
+            for event in events:
+                yield event
             await changed.wait()
 
     # the spawn form -------------------------------------------------------------------------------
@@ -288,8 +291,9 @@ class BinderSpawnerMixin(LoggingConfigurable):
             if launch.request.urlpath:
                 self.default_url = "/" + launch.request.urlpath
             result = await super().start()
-        except BaseException:
+        except BaseException as e:
             metrics.LAUNCHES.labels(image=kind, status="failure").inc()
+            self._record_failure(e)
             raise
         self.launch_state = {**self.launch_state, "phase": "running"}
         metrics.LAUNCHES.labels(image=kind, status="success").inc()
@@ -338,10 +342,36 @@ class BinderSpawnerMixin(LoggingConfigurable):
                 "what was already built.", status=503))
             self._spawn_future = failed
             self.launch_state = None
+        elif self.launch_state and self.launch_state.get("phase") == "failed":
+            # a failed launch, loaded after a hub restart: its message stays on the progress page
+            failed = asyncio.get_event_loop().create_future()
+            failed.set_exception(LaunchError(self.launch_state.get("message") or "The launch failed.",
+                                             status=500))
+            self._spawn_future = failed
 
     def clear_state(self):
         super().clear_state()
-        self.launch_state = None
+        if (self.launch_state or {}).get("phase") != "failed":  # kept until the next start()
+            self.launch_state = None
+
+    def _record_failure(self, error):
+        """Keep why this launch failed (saved with the server) until the next launch replaces it."""
+        message = getattr(error, "jupyterhub_message", None) or str(error) or type(error).__name__
+        self._save_launch_state({"phase": "failed", "message": message,
+                                 "options": dict(self.user_options or {})})
+
+    @property
+    def launch_failed(self):
+        """Why this server's last launch failed, or None (running, or stopped normally). A failed
+        server does not count against JupyterHub's named server limit (quotas.named_server_limit)."""
+        if self.active:
+            return None
+        if (self.launch_state or {}).get("phase") == "failed":
+            return self.launch_state.get("message") or "The launch failed."
+        future = self._spawn_future  # JupyterHub's: failed after start() (e.g. never answered)
+        if future is not None and future.done() and not future.cancelled() and future.exception():
+            return str(future.exception())
+        return None
 
     def _save_launch_state(self, launch_state):
         """Persist now (JupyterHub only saves state once start() returns), so a hub that dies
@@ -406,7 +436,8 @@ class BinderSpawnerMixin(LoggingConfigurable):
             env["BINDER_REPO_URL"] = self.launch.resolved.source.repo_url or self.launch.resolved.source.fetch_url
             env["BINDER_REF"] = self.launch.resolved.version
             env.update(pushback.container_env(PushBack(config=self.config).enabled, self.member_credentials,
-                                              self.launch.resolved.source.fetch_url))
+                                              self.launch.resolved.source.fetch_url,
+                                              env.get("JUPYTERHUB_API_URL")))
         return env
 
 

@@ -80,6 +80,12 @@ c.ResourcePolicy.max_mem_limit = "1G"
 # Servers of one repository (mybinder.org: 100) and on the whole hub (0: no limit) at once.
 c.Quotas.per_repo_quota = 100
 c.Quotas.total_quota = 0
+# Per user: servers starting or running plus build API build_only builds at once, and named servers
+# kept (stopped ones too; culled ones are removed; one whose last launch failed does not count).
+c.Quotas.per_user_quota = 3
+from binderspawner.policy.quotas import named_server_limit  # noqa: E402
+
+c.JupyterHub.named_server_limit_per_user = named_server_limit(10)
 
 # --- Network egress from user servers --------------------------------------------------------------
 # iptables rules on the user network (the hub runs as root on the Docker host): DNS, http(s) and
@@ -109,7 +115,7 @@ c.BinderSpawnerMixin.shutdown_no_activity_timeout = 900
 c.HubCleanup.lifecycle_dir = f"{state}/lifecycle"
 c.HubCleanup.image_cache_budget = os.environ.get("BINDERSPAWNER_IMAGE_CACHE", "50G")  # (env)
 c.HubCleanup.interval = 300  # seconds between passes; one runs at hub start
-from binderspawner import cleanup, culling  # noqa: E402
+from binderspawner.services import cleanup, culling  # noqa: E402
 
 culling.configure(c)
 cleanup.configure(c)

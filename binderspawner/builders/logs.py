@@ -13,9 +13,50 @@ repository may be private to its launchers.
 
 import asyncio
 import collections
+import itertools
 
 MAX_BYTES = 2 * 1024 * 1024
 MAX_IMAGES = 100
+MAX_EVENTS = 10_000  # events a build or a launch's progress keeps for late readers
+MAX_EVENT_BYTES = 2 * 1024 * 1024
+
+
+class EventWindow:
+    """Events in order, capped like a build log: the last ``max_events`` (and ``max_bytes`` of
+    text) are kept; readers address events by their absolute position, so a reader that fell
+    behind learns how many it missed instead of reading out of order."""
+
+    def __init__(self, max_events=MAX_EVENTS, max_bytes=MAX_EVENT_BYTES, size=len):
+        self._events = collections.deque()
+        self._sizes = collections.deque()
+        self.start = 0  # absolute position of the oldest kept event
+        self.bytes = 0
+        self.max_events, self.max_bytes, self._size = max_events, max_bytes, size
+
+    def append(self, event):
+        size = self._size(event)
+        self._events.append(event)
+        self._sizes.append(size)
+        self.bytes += size
+        while len(self._events) > 1 and (len(self._events) > self.max_events or self.bytes > self.max_bytes):
+            self._events.popleft()
+            self.bytes -= self._sizes.popleft()
+            self.start += 1
+
+    def __len__(self):
+        """The absolute position after the newest event (events ever appended)."""
+        return self.start + len(self._events)
+
+    def __iter__(self):
+        return iter(list(self._events))
+
+    def since(self, position):
+        """(missed, events, next position): the events from ``position`` on; ``missed`` counts
+        those no longer kept."""
+        missed = max(0, self.start - position)
+        position = max(position, self.start)
+        events = list(itertools.islice(self._events, position - self.start, None))
+        return missed, events, len(self)
 
 
 class BuildLog:

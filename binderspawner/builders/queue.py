@@ -9,6 +9,8 @@ import collections
 from dataclasses import dataclass
 from typing import Optional
 
+from binderspawner.builders.logs import EventWindow
+
 
 @dataclass(frozen=True)
 class BuildEvent:
@@ -22,7 +24,7 @@ class Build:
 
     def __init__(self, image):
         self.image = image
-        self.events = []
+        self.events = EventWindow(size=lambda event: len(event.message) + 16)
         self.task: Optional[asyncio.Task] = None
         self._changed = asyncio.Event()
 
@@ -40,9 +42,12 @@ class Build:
         seen = 0
         while True:
             changed = self._changed
-            while seen < len(self.events):
-                seen += 1
-                yield self.events[seen - 1]
+            missed, events, seen = self.events.since(seen)
+            if missed:
+                yield BuildEvent("building", f"[{missed} earlier lines are not kept: a build keeps its "
+                                             f"last {self.events.max_events} lines]")
+            for event in events:
+                yield event
             if self.done:
                 return
             waiter = asyncio.ensure_future(changed.wait())

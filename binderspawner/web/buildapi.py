@@ -48,13 +48,16 @@ class PhaseTracker:
 
 
 def ready_event(*, url, token, image, link, version, launch_host):
-    """BinderHub's 'ready' payload; ``token`` may only reach the caller's own server."""
+    """BinderHub's 'ready' payload; ``token`` may only reach the caller's own server. None: the
+    caller may not open servers (no ``access:servers`` scope), so none is issued."""
+    note = "" if token else (" (no token issued: your credentials may not open servers, they lack "
+                             "the access:servers scope; open it with your login)")
     return {
         "phase": "ready",
-        "message": f"server running at {url}\n",
+        "message": f"server running at {url}{note}\n",
         "image": image,
         "repo_url": link.repo_url,
-        "token": token,
+        **({"token": token} if token else {}),
         "binder_ref_url": link.ref_url(version),
         "binder_launch_host": launch_host,
         "binder_request": link.binder_request,
@@ -78,8 +81,47 @@ def built_only_event(*, image, link, version, launch_host):
     }
 
 
-def failed_event(message):
-    return {"phase": "failed", "message": message.rstrip("\n") + "\n"}
+def failed_event(message, status_code=None):
+    """BinderHub's 'failed' event; ``status_code`` says what kind of refusal (as BinderHub does)."""
+    event = {"phase": "failed", "message": message.rstrip("\n") + "\n"}
+    if status_code:
+        event["status_code"] = status_code
+    return event
+
+
+def token_lifetime(limit, caller_expires_at=None, now=None, caller_max_age=None):
+    """Seconds the 'ready' event's server token may live (pure): at most ``limit``, never past the
+    caller's own token (``caller_expires_at``, naive UTC like JupyterHub's) or login cookie
+    (``caller_max_age`` seconds). None when the caller's own credentials are about to expire."""
+    lifetime = limit
+    if caller_expires_at is not None and now is not None:
+        lifetime = min(lifetime, int((caller_expires_at - now).total_seconds()))
+    if caller_max_age:
+        lifetime = min(lifetime, int(caller_max_age))
+    return lifetime if lifetime >= 1 else None
+
+
+def server_scope(user_name, server_name):
+    """The one scope the 'ready' event's token gets: open this one server."""
+    return f"access:servers!server={user_name}/{server_name}"
+
+
+# Fetch metadata (the Sec-Fetch-Dest request header, sent by browsers): what a request is for.
+# Launch links are pages a user opens; the build API is read by EventSource/fetch (destination
+# 'empty') or opened as a page. Nothing else may start servers on a logged-in visitor's behalf:
+# not an <img>, <script>, <iframe> or <frame> on some page, the hub's own or a server's included.
+LAUNCH_DESTINATIONS = frozenset({"document"})
+BUILD_API_DESTINATIONS = frozenset({"document", "empty"})
+
+
+def fetch_refusal(destination, allowed):
+    """Why a request with this Sec-Fetch-Dest may not launch (None: it may). Pure. Clients that
+    send no fetch metadata (curl, API clients, older browsers) are not refused by it."""
+    if destination is None or destination.lower() in allowed:
+        return None
+    return (f"This URL starts builds and servers, so it must be opened as a page or read as an "
+            f"event stream, not loaded as {destination!r} (for example an image or a frame on "
+            "another page).")
 
 
 def sse(event):

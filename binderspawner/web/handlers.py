@@ -14,16 +14,20 @@ on the hub's own pages, and launches go through the hub's own spawn machinery.
 import asyncio
 import os
 import time
+from datetime import datetime, timezone
 from urllib.parse import quote, unquote
 
 from jupyterhub.handlers import BaseHandler
+from jupyterhub import scopes
 from jupyterhub.scopes import needs_scope
 from jupyterhub.utils import url_path_join
 from tornado import web
+from tornado import httputil
 from tornado.httputil import url_concat
 from tornado.iostream import StreamClosedError
 
 from binderspawner.web import buildapi
+from binderspawner.policy import quotas
 
 from binderspawner.builders import logs as buildlogs
 
@@ -50,7 +54,7 @@ def binder_handlers():
         (r"/badge_logo\.svg", BadgeHandler),
         (r"/badge\.svg", BadgeHandler),
         (r"/binder/logs/(.+)", BuildLogHandler),
-        (pushback.ROUTE, pushback.GitCredentialHandler),
+        (pushback.ROUTE, pushback.GitRelayHandler),
         (sharing.ROUTE, sharing.GroupShareHandler),
     ]
 
@@ -79,6 +83,10 @@ class BinderHandler(BaseHandler):
     async def named_spawner(self, user, link):
         name = server_name_for(link)
         if name not in user.orm_spawners:
+            limit = self.settings.get("named_server_limit_per_user")
+            refused = limit.refusal(user) if isinstance(limit, quotas.NamedServerLimit) else None
+            if refused:
+                raise LaunchError(refused, status=400)
             await self._check_named_server_request(user, name, name)
         return user.get_or_create_spawner(name, name, replace_failed=True)
 
@@ -90,10 +98,12 @@ class LaunchHandler(BinderHandler):
 
     @web.authenticated
     async def get(self, _path):
-        # A launch is a page the user opens, never an image or script another site embeds to make
-        # a logged-in visitor start servers (browsers say which in Sec-Fetch-Dest).
-        if self.request.headers.get("Sec-Fetch-Dest", "document") not in ("document", "iframe", "frame"):
-            raise web.HTTPError(403, "Launch links must be opened as a page.")
+        # A launch is a page the user opens, never an image, script or frame another page embeds
+        # to make a logged-in visitor start servers (browsers say which in Sec-Fetch-Dest).
+        refused = buildapi.fetch_refusal(self.request.headers.get("Sec-Fetch-Dest"),
+                                         buildapi.LAUNCH_DESTINATIONS)
+        if refused:
+            raise web.HTTPError(403, "Launch links must be opened as a page: " + refused)
         link = self.launch_link()
         return await self._launch(user_name=self.current_user.name, link=link)
 
@@ -138,7 +148,22 @@ class BuildHandler(BinderHandler):
         # an API: answer 403 instead of sending an event-stream client to the login page
         raise web.HTTPError(403, "Log in to the hub, or send an API token: 'Authorization: token <token>'.")
 
+    def write_error(self, status_code, **kwargs):
+        """Every refusal is a 'failed' event in the stream, as BinderHub sends it (HTTP 200, the
+        refusal's status in ``status_code``): an EventSource cannot read an error response."""
+        error = kwargs.get("exc_info", (None, None))[1]
+        message = (getattr(error, "jupyterhub_message", None) or getattr(error, "log_message", None)
+                   or httputil.responses.get(status_code, "Error"))
+        self.set_status(200)
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        self.finish(buildapi.sse(buildapi.failed_event(message, status_code)))
+
     async def get(self, _path):
+        refused = buildapi.fetch_refusal(self.request.headers.get("Sec-Fetch-Dest"),
+                                         buildapi.BUILD_API_DESTINATIONS)
+        if refused:
+            raise web.HTTPError(403, refused)
         user = self.current_user
         if user is None or getattr(user, "kind", "user") != "user":
             raise web.HTTPError(403, "The build API launches servers for hub users: log in, or send "
@@ -168,8 +193,9 @@ class BuildHandler(BinderHandler):
                 await self._launch(link)
         except StreamClosedError:
             pass  # the client left; the build and the server go on
-        except LaunchError as e:
-            await self.send(buildapi.failed_event(str(e)))
+        except web.HTTPError as e:  # LaunchErrors and the hub's own refusals (e.g. the server limit)
+            message = getattr(e, "jupyterhub_message", None) or e.log_message or str(e)
+            await self.send(buildapi.failed_event(message, e.status_code))
         self.finish()
 
     async def _follow(self, messages, done):
@@ -197,9 +223,12 @@ class BuildHandler(BinderHandler):
         if self.authenticator.refresh_pre_spawn and await self.refresh_auth(user, force=True) is None:
             raise LaunchError("Your login has expired: log in again.", status=403)
         await attach_member_credentials(self.authenticator, user, user.spawner)
+        # counted like a launch for the user's and the hub's quotas while it builds
+        quotas.Quotas(parent=user.spawner).check_build_only(user.name)
         reported = []
         task = asyncio.ensure_future(user.spawner.prepare_launch(
             options=link.user_options, report=lambda message, progress=None: reported.append(message)))
+        quotas.BUILD_ONLY.track(user.name, task)
 
         def take():
             batch = reported[:]
@@ -235,9 +264,9 @@ class BuildHandler(BinderHandler):
                 return []  # this launch's start() has not begun reporting yet
             if events is not state["events"]:
                 state["events"], state["seen"] = events, 0
-            batch = events[state["seen"]:]
-            state["seen"] += len(batch)
-            return [e.get("message", "") for e in batch]
+            missed, batch, state["seen"] = events.since(state["seen"])
+            return ([f"[{missed} earlier messages are not kept]"] if missed else []) + [
+                e.get("message", "") for e in batch]
 
         def done():
             if spawn is not None and not spawn.done():
@@ -250,14 +279,29 @@ class BuildHandler(BinderHandler):
         if not spawner.ready:
             error = spawner._spawn_future.exception() if spawner._spawn_future and spawner._spawn_future.done() else None
             raise _as_launch_error(error or RuntimeError("The server stopped before it was ready."))
-        token = user.new_api_token(
-            scopes=[f"access:servers!server={user.name}/{name}"], expires_in=TOKEN_EXPIRY,
-            note=f"binderspawner build API: {link.binder_request}")
+        token = self.server_token(user, name, link)
         launch = getattr(spawner, "launch", None)
         url = f"{self.request.protocol}://{self.request.host}{user.server_url(name)}"
         await self.send(buildapi.ready_event(
             url=url, token=token, image=launch.image if launch else spawner.image, link=link,
             version=launch.resolved.version if launch else "", launch_host=self.launch_host))
+
+    def server_token(self, user, name, link):
+        """A token for the 'ready' event that opens this one server, issued only if the caller's
+        own credentials may open it, and living no longer than they do (nor TOKEN_EXPIRY)."""
+        scope = buildapi.server_scope(user.name, name)
+        if not scopes.has_scope(scope, self.parsed_scopes, db=self.db):
+            return None
+        caller = self.get_token()  # None: the login cookie
+        max_age_days = None if caller is not None else self.settings.get("cookie_max_age_days")
+        lifetime = buildapi.token_lifetime(
+            TOKEN_EXPIRY, caller_expires_at=caller.expires_at if caller is not None else None,
+            now=datetime.now(timezone.utc).replace(tzinfo=None),
+            caller_max_age=max_age_days * 86400 if max_age_days else None)
+        if lifetime is None:
+            return None
+        return user.new_api_token(scopes=[scope], expires_in=lifetime,
+                                  note=f"binderspawner build API: {link.binder_request}")
 
 
 def _as_launch_error(error):

@@ -24,6 +24,9 @@ c.JupyterHub.extra_handlers = binder_handlers()
 c.JupyterHub.template_paths = [TEMPLATE_PATH]
 c.Authenticator.admin_users = {"i7admin"}
 c.JupyterHub.load_roles.append({"name": "i7-tokens", "scopes": ["tokens"], "services": ["tests"]})
+from binderspawner.policy.quotas import named_server_limit
+c.JupyterHub.named_server_limit_per_user = named_server_limit(1)
+c.Quotas.per_user_quota = 1
 """
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
@@ -60,10 +63,10 @@ def link_path(repo, ref="main"):
     return f"v2/git/{quote(repo, safe='')}/{ref}"
 
 
-def user_token(hub, user):
+def user_token(hub, user, scopes=("servers", "access:servers"), expires_in=3600):
     hub.ensure_user(user)
-    r = hub.api("POST", f"/users/{user}/tokens", json={"note": "i7 tests", "expires_in": 3600,
-                                                       "scopes": [f"servers!user={user}"]})
+    r = hub.api("POST", f"/users/{user}/tokens", json={
+        "note": "i7 tests", "expires_in": expires_in, "scopes": [f"{s}!user={user}" for s in scopes]})
     r.raise_for_status()
     return r.json()["token"]
 
@@ -78,10 +81,11 @@ def read_events(response):
     return events
 
 
-def build_api(hub, token, path, **params):
+def build_api(hub, token, path, headers=None, **params):
     """GET the build API for a launch path 'v2/<provider>/<spec>'; the events to ready/failed."""
+    headers = {**({"Authorization": f"token {token}"} if token else {}), **(headers or {})}
     with requests.get(f"{base(hub)}/hub/build/{path[len('v2/'):]}", params=params, stream=True, timeout=600,
-                      headers={"Authorization": f"token {token}"}) as r:
+                      headers=headers) as r:
         assert r.status_code == 200, r.text
         assert r.headers["Content-Type"].startswith("text/event-stream")
         return read_events(r)
@@ -134,6 +138,70 @@ def test_build_api_streams_phases_and_ready_token_reaches_only_that_server(bhub,
     assert again[0]["url"] == ready["url"] and again[0]["token"] != ready["token"]
 
 
+def _token_models(hub, user):
+    return {t["id"]: t for t in hub.api("GET", f"/users/{user}/tokens").json()["api_tokens"]}
+
+
+def test_build_api_issues_nothing_beyond_the_callers_own_scopes_and_expiry(bhub, repos):
+    path = link_path(repos["api"])
+    token = user_token(bhub, "dave")
+    if build_api(bhub, token, path)[-1]["phase"] != "ready":  # dave's server, if run alone
+        pytest.fail("dave's server did not start")
+    before = set(_token_models(bhub, "dave"))
+    # a caller who may start servers but not open them gets no token that opens one
+    only_servers = build_api(bhub, user_token(bhub, "dave", scopes=("servers",)), path)
+    assert only_servers[-1]["phase"] == "ready" and "token" not in only_servers[-1], only_servers[-1]
+    assert "no token issued" in only_servers[-1]["message"]
+    # a caller whose token ends in 10 minutes gets a token ending no later
+    short = user_token(bhub, "dave", expires_in=600)
+    short_id = next(i for i, t in _token_models(bhub, "dave").items() if i not in before)
+    ready = build_api(bhub, short, path)[-1]
+    assert ready["phase"] == "ready" and ready["token"]
+    issued = [t for i, t in _token_models(bhub, "dave").items()
+              if i not in before and i != short_id and t["note"].startswith("binderspawner build API")]
+    assert len(issued) == 1, issued
+    assert issued[0]["expires_at"] <= _token_models(bhub, "dave")[short_id]["expires_at"]
+    server = ready["url"].rstrip("/").rsplit("/", 1)[1]
+    assert f"access:servers!server=dave/{server}" in issued[0]["scopes"]
+    assert not [s for s in issued[0]["scopes"]
+                if s.startswith(("servers", "access:servers!user", "admin", "tokens"))]
+
+
+def test_build_api_starts_nothing_for_images_or_frames(bhub, repos):
+    token = user_token(bhub, "jill")
+    for destination in ("image", "iframe", "frame", "script"):
+        events = build_api(bhub, token, link_path(repos["api"]), headers={"Sec-Fetch-Dest": destination})
+        assert [e["phase"] for e in events] == ["failed"] and events[0]["status_code"] == 403, events
+        assert "not loaded as" in events[0]["message"]
+    assert bhub.api("GET", "/users/jill").json()["servers"] == {}
+
+
+def test_failed_launch_does_not_use_up_a_server_slot(bhub, repos):
+    """named_server_limit(1): a failed launch keeps its message but not the user's one slot; the
+    refusal past the limit, and a build-only past the per-user quota, are failed events."""
+    token = user_token(bhub, "ivan")
+    failed = build_api(bhub, token, link_path(repos["failing"]))
+    assert failed[-1]["phase"] == "failed", failed[-3:]
+    ready = build_api(bhub, token, link_path(repos["api"]))
+    assert ready[-1]["phase"] == "ready", ready[-3:]
+    servers = bhub.api("GET", "/users/ivan").json()["servers"]
+    assert len(servers) == 1 and next(iter(servers)).startswith("b-i7-api-")
+    failed_name = next(n for n in bhub.api("GET", "/users/ivan?include_stopped_servers=1").json()["servers"]
+                       if n.startswith("b-i7-failing-"))
+    # the failure stays readable on its progress stream until it is launched again
+    progress = bhub.progress("ivan", failed_name, timeout=60)
+    first_line = failed[-1]["message"].replace("The launch failed: ", "").splitlines()[0][:40]
+    assert progress and progress[-1].get("failed") and first_line in progress[-1]["message"], progress[-1:]
+    # one running server is ivan's limit: the next is refused, in the stream
+    refused = build_api(bhub, token, link_path(repos["browser"]))
+    assert [e["phase"] for e in refused] == ["failed"] and refused[0]["status_code"] == 400, refused
+    assert "named_server_limit_per_user = 1" in refused[0]["message"] and "b-i7-api-" in refused[0]["message"]
+    # and a build-only build counts against the per-user quota (1) like a server
+    refused = build_api(bhub, token, link_path(repos["browser"]), build_only="true")
+    assert [e["phase"] for e in refused] == ["failed"] and refused[0]["status_code"] == 429, refused
+    assert "per_user_quota" in refused[0]["message"]
+
+
 def test_build_only_builds_without_launching(bhub, repos):
     token = user_token(bhub, "erin")
     events = build_api(bhub, token, link_path(repos["api"]), build_only="true")
@@ -143,15 +211,13 @@ def test_build_only_builds_without_launching(bhub, repos):
     assert bhub.api("GET", "/users/erin").json()["servers"] == {}, "build_only started a server"
 
 
-def test_build_api_refuses_strangers_and_bad_links(bhub, repos):
-    r = requests.get(f"{base(bhub)}/hub/build/{link_path(repos['api'])[3:]}", timeout=30,
-                     allow_redirects=False)
-    assert r.status_code == 403
+def test_build_api_refuses_strangers_and_bad_links_in_the_stream(bhub, repos):
+    stranger = build_api(bhub, None, link_path(repos["api"]))
+    assert [e["phase"] for e in stranger] == ["failed"] and stranger[0]["status_code"] == 403, stranger
     token = user_token(bhub, "frank")
-    bad = link_path("https://not-allowed.example.org/x.git")
-    r = requests.get(f"{base(bhub)}/hub/build/{bad[3:]}", headers={"Authorization": f"token {token}"},
-                     timeout=30)
-    assert r.status_code == 400 and "allowed hosts" in r.text
+    bad = build_api(bhub, token, link_path("https://not-allowed.example.org/x.git"))
+    assert [e["phase"] for e in bad] == ["failed"] and bad[0]["status_code"] == 400, bad
+    assert "allowed hosts" in bad[0]["message"]
     assert bhub.api("GET", "/users/frank").json()["servers"] == {}
 
 
@@ -235,10 +301,15 @@ def test_launch_link_in_a_browser(bhub, repos, browser):
         assert events[-1]["phase"] == "ready" and events[-1]["url"].endswith(
             f"/user/carol/{next(iter(servers))}/")
 
-        # embedded in another page as an image, a launch link starts nothing
-        embedded = page.request.get(f"{base(bhub)}/hub/{link_path(repos['api'])}",
-                                    headers={"Sec-Fetch-Dest": "image"}, max_redirects=0)
-        assert embedded.status == 403
+        # embedded in another page as an image or a frame, a launch link starts nothing, nor does
+        # the build API with the login cookie
+        for destination in ("image", "iframe"):
+            embedded = page.request.get(f"{base(bhub)}/hub/{link_path(repos['api'])}",
+                                        headers={"Sec-Fetch-Dest": destination}, max_redirects=0)
+            assert embedded.status == 403
+            embedded = page.request.get(f"{base(bhub)}/hub/build/{link_path(repos['api'])[3:]}",
+                                        headers={"Sec-Fetch-Dest": destination})
+            assert '"phase": "failed"' in embedded.text() and '"status_code": 403' in embedded.text()
         assert len(bhub.api("GET", "/users/carol").json()["servers"]) == 1
     finally:
         shot(page, "3-last")

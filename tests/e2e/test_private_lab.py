@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import secrets
+import subprocess
 import uuid
 from urllib.parse import quote
 
@@ -254,23 +255,83 @@ PUSH = ("git -c user.name=alice -c user.email=alice@lab.invalid commit -q --allo
         "&& git push origin HEAD:refs/heads/from-binder 2>&1")
 
 
-def test_push_back_from_own_server_only_while_unshared(lab):
-    container = _alices_server(lab)
-    lab.git.clear_requests()
-    code, output = _exec(container, PUSH)
-    assert code == 0, output
-    pushes = [r for r in lab.git.requests if "receive-pack" in r["path"] + r["query"] and r["status"] == 200]
-    assert pushes and {r["user"] for r in pushes} == {"alice"}
-    # shared: the hub no longer hands out alice's credentials to this server
-    alice = lab.token_for("alice")
-    assert lab.as_user(alice, "POST", "/hub/api/shares/alice/", json={"user": "bob"}).status_code == 200
+def _push_server(lab, name):
+    """A fresh named server of alice's for the private repository (never shared)."""
+    lab.login("alice")
+    response, events = lab.hub.launch("alice", lab.options(), server=name)
+    assert response.status_code in (201, 202) and events and events[-1].get("ready"), events[-3:]
+    return next(c for c in lab.hub.containers() if c.name.endswith("-" + name))
+
+
+def _remote_branch(lab, branch):
+    bare = os.path.join(lab.git.repos, f"{lab.repo}.git")
+    out = subprocess.run(["git", "-C", bare, "rev-parse", "--verify", "-q", f"refs/heads/{branch}"],
+                         capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def _holds_token(lab, text):
+    return any(token in text for token in {lab.auth_state("alice")["access_token"], *lab.seen_tokens})
+
+
+def test_push_back_goes_through_the_hub_and_never_hands_out_the_token(lab):
+    container = _push_server(lab, "push")
+    member_token = lab.auth_state("alice")["access_token"]
     try:
+        # every credential a process in the server can get for the repository: not the member's
+        code, output = _exec(container, f"printf 'url={lab.git.url(lab.repo)}\\n\\n' | git credential fill")
+        assert not _holds_token(lab, output), "git in the server hands out the member's token"
+        code, output = _exec(container, (
+            "python3 -c \"import os, urllib.request; h = os.environ['JUPYTERHUB_API_URL']"
+            ".rsplit('/api', 1)[0]; print(urllib.request.urlopen(urllib.request.Request("
+            "h + '/binder/git-credential', headers={'Authorization': 'token ' + "
+            "os.environ['JUPYTERHUB_API_TOKEN']})).read().decode())\" 2>&1"))
+        assert not _holds_token(lab, output), "the hub hands the member's token to the server's API token"
+        container.reload()
+        assert not _holds_token(lab, "\n".join(container.attrs["Config"]["Env"]))
+
+        lab.git.clear_requests()
         code, output = _exec(container, PUSH)
-        assert code != 0 and "This server is shared" in output, output
+        assert code == 0, output
+        pushes = [r for r in lab.git.requests
+                  if "receive-pack" in r["path"] + r["query"] and r["status"] == 200]
+        assert pushes and {r["user"] for r in pushes} == {"alice"}
+        commit = _exec(container, "git rev-parse HEAD")[1].strip()
+        assert _remote_branch(lab, "from-binder") == commit  # the push landed
+        # the hub relays only allowed ref updates: no deletions
+        code, output = _exec(container, "git push origin :refs/heads/from-binder 2>&1")
+        assert code != 0, output
+        assert "Deleting refs/heads/from-binder from a Binder server is not allowed" in output, output
+        assert _remote_branch(lab, "from-binder") == commit
+        # nothing in the server's files holds the member's token
+        for token in {member_token, *lab.seen_tokens}:
+            code, output = _exec(container,
+                                 f"grep -rlF -e '{token}' /home /tmp /srv /etc /opt /var 2>/dev/null")
+            assert code != 0 and not output.strip(), output
+
+        # shared once: refused, also after the share is revoked
+        lab.login("bob")
+        alice = lab.token_for("alice")
+        r = lab.as_user(alice, "POST", "/hub/api/shares/alice/push", json={"user": "bob"})
+        assert r.status_code == 200, r.text
+        code, output = _exec(container, PUSH)
+        assert code != 0 and "is or was shared" in output, output
+        assert lab.as_user(alice, "DELETE", "/hub/api/shares/alice/push").status_code == 204
+        code, output = _exec(container, PUSH)
+        assert code != 0 and "is or was shared" in output, output
+        assert _remote_branch(lab, "from-binder") == commit
     finally:
-        lab.as_user(alice, "DELETE", "/hub/api/shares/alice/")
-    code, output = _exec(container, PUSH)
-    assert code == 0, output
+        lab.hub.stop_server("alice", "push")
+        lab.hub.api("DELETE", "/users/alice/servers/push", json={"remove": True})
+    # a new server (the old one deleted) may push again
+    container = _push_server(lab, "push")
+    try:
+        code, output = _exec(container, PUSH.replace("refs/heads/from-binder", "refs/heads/from-binder-2"))
+        assert code == 0, output
+        assert _remote_branch(lab, "from-binder-2")
+    finally:
+        lab.hub.stop_server("alice", "push")
+        lab.hub.api("DELETE", "/users/alice/servers/push", json={"remove": True})
 
 
 def test_token_is_refreshed_before_a_launch(lab):
