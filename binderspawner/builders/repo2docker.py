@@ -5,14 +5,18 @@ import collections
 import json
 import os
 import re
+import shutil
 import signal
 import sys
+import tempfile
 
 import docker
 import jupyterhub
 from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unicode, default, validate
 
+from binderspawner.dockerhost import fence
 from binderspawner.errors import BuildFailed
+from binderspawner.services.cleanup import ENV_BUILD_RECORD, write_build_record
 from binderspawner.providers.git import GitProvider, git_environment
 from binderspawner.builders.registry import RegistryClient, parse_image
 from binderspawner.builders.base import Builder
@@ -205,14 +209,16 @@ class Repo2DockerBuilder(Builder):
                                   else list(self.content_providers)),
         }
 
-    def environment(self, request):
+    def environment(self, request, home=None):
         settings = self.r2d_settings(request)
         # The clone (and its submodules) may use only the transports users may launch from.
         env = git_environment(GitProvider(config=self.config).allowed_schemes)
+        if home:  # repo2docker, git and docker run as root: nothing of theirs may come from /tmp
+            env.update(private_home_environment(home))
         env["BINDERSPAWNER_R2D_SETTINGS"] = json.dumps(settings)
         # PYTHONPATH: repo2docker loads this package's config file and must import the same package.
         for name in ("DOCKER_HOST", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "DOCKER_CONFIG", "PYTHONPATH"):
-            if name in os.environ:
+            if name in os.environ and not (name == "DOCKER_CONFIG" and home):
                 env[name] = os.environ[name]
         env.update(request.env)
         if request.credentials is not None:  # repo2docker's git clone runs on the host, with this
@@ -225,15 +231,19 @@ class Repo2DockerBuilder(Builder):
                       request.resolved.version)
         emit("fetching", f"Building {source.display_name} at {request.resolved.version[:12]} "
                          f"into {request.image}")
+        await fence.ensure_build_egress(self)  # fails closed: no build without its rules
+        home = tempfile.mkdtemp(prefix="home-", dir=request.env.get("TMPDIR"))  # root's, mode 0700
         proc = await asyncio.create_subprocess_exec(
             *self.command(request),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
-            env=self.environment(request),
+            env=self.environment(request, home),
             start_new_session=True,
             limit=1 << 20,
         )
+        if request.env.get(ENV_BUILD_RECORD):  # the cleanup service knows builds only from these
+            write_build_record(request.env[ENV_BUILD_RECORD], proc.pid, request.env.get("TMPDIR"))
         tail = collections.deque(maxlen=LOG_TAIL)
 
         async def relay():
@@ -249,6 +259,7 @@ class Repo2DockerBuilder(Builder):
             if proc.returncode is None:
                 _kill_group(proc)
                 await proc.wait()
+            shutil.rmtree(home, ignore_errors=True)
         if status == 0 and await self.image_exists(request.image):
             if self.push:
                 await self.push_image(request.image, emit)
@@ -259,6 +270,15 @@ class Repo2DockerBuilder(Builder):
         last = "\n".join(tail) or "(no output)"
         raise BuildFailed(f"Building {source.display_name} at {request.resolved.version[:12]} "
                           f"{reason}. Last lines of the build log:\n{last}")
+
+
+def private_home_environment(home):
+    """HOME, Docker's config dir and Python's user site for a build's root-run tools, inside the
+    build's own root-owned ``home`` (pure): no shared /tmp file (a .pth in a user site, a docker
+    CLI plugin, a .gitconfig or .netrc) can run or be read as root."""
+    return {"HOME": home, "DOCKER_CONFIG": os.path.join(home, ".docker"),
+            "XDG_CONFIG_HOME": os.path.join(home, ".config"), "XDG_CACHE_HOME": os.path.join(home, ".cache"),
+            "PYTHONNOUSERSITE": "1"}
 
 
 def relay_log_line(raw, tail, emit):
