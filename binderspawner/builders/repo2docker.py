@@ -16,7 +16,7 @@ from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unico
 
 from binderspawner.dockerhost import fence
 from binderspawner.errors import BuildFailed
-from binderspawner.services.cleanup import ENV_BUILD_RECORD, write_build_record
+from binderspawner.services.cleanup import ENV_BUILD_RECORD, LABEL_HUB, write_build_record
 from binderspawner.providers.git import GitProvider, git_environment
 from binderspawner.builders.registry import RegistryClient, parse_image
 from binderspawner.builders.base import Builder
@@ -205,6 +205,7 @@ class Repo2DockerBuilder(Builder):
             "base_image": self.base_image,
             "server_requirements": self.server_requirements,
             "extra_ca_bundle": self.extra_ca_bundle,
+            "hub_id": (request.labels.get(LABEL_HUB, "") if request else ""),  # its images: not for builds
             "content_providers": (self.content_providers_for(request.resolved.source) if request
                                   else list(self.content_providers)),
         }

@@ -36,7 +36,8 @@ class DockerBinderSpawner(BinderSpawnerMixin, DockerSpawner):
         if status is None:
             await isolation.ensure_cpu_limit(self)
             if not await fence.reverify_server_egress(self):
-                self.log.error("Stopping %s: its egress rules are gone and cannot be restored", self.container_name)
+                self.log.error("Stopping %s: its egress rules are gone and cannot be restored",
+                               self.container_name)
                 await self.stop(now=True)
                 return 1
         return status

@@ -2,7 +2,7 @@
 Docker engine and iptables.
 
 Network: every destination is created by this module on this machine. A container on the servers' network stands for "other containers". A network namespace holds one
-address of each class the egress rules name: "the internet" (198.51.100.2, TEST-NET-2), 10/8,
+address of each class the egress rules name: "the internet" (198.18.N.2, from the benchmarking range, N chosen per run), 10/8,
 100.64/10 (carrier-grade NAT), 169.254/16 (link-local), 172.16/12, 192.168/16 and 240/4 (reserved);
 before any traffic the test checks that the host routes each to its own veth. Servers in it listen on
 every TCP port the rules name (53, 80, 443, 9418) and one they do not (8080), answer DNS on UDP 53
@@ -33,11 +33,13 @@ from tests.support.hub import Hub
 
 GiB, MiB = 1024**3, 1024**2
 RUN = uuid.uuid4().hex[:6]
-PUBLIC, PRIVATE = "198.51.100.2", "10.213.77.2"
-NS_ADDRESSES = {"public": PUBLIC, "10/8": PRIVATE, "100.64/10": "100.64.77.2", "169.254/16": "169.254.77.2",
-                "172.16/12": "172.16.77.2", "192.168/16": "192.168.77.2", "240/4": "240.0.77.2"}
+NET3 = 100 + int(RUN, 16) % 50  # a third octet per run, so concurrent runs never share an address
+PUBLIC, PRIVATE = f"198.18.{NET3}.2", f"10.213.{NET3}.2"  # 198.18/15: benchmarking, not a private range
+NS_ADDRESSES = {"public": PUBLIC, "10/8": PRIVATE, "100.64/10": f"100.64.{NET3}.2",
+                "169.254/16": f"169.254.{NET3}.2", "172.16/12": f"172.16.{NET3}.2",
+                "192.168/16": f"192.168.{NET3}.2", "240/4": f"240.0.{NET3}.2"}
 TCP_PORTS, UDP_PORTS = (53, 80, 443, 9418, 8080), (53, 5353)
-SPOOFED = "198.51.100.77"  # a source address no container on the hub's network has
+SPOOFED = f"198.18.{NET3}.77"  # a source address no container on the hub's network has
 NS, VETH_HOST, VETH_NS = f"bsiso{RUN}", f"bsi{RUN}h", f"bsi{RUN}n"
 PIDS_LIMIT = 256
 
@@ -167,14 +169,14 @@ def standins(tmp_path_factory):
         sh("ip", "netns", "add", NS)
         sh("ip", "link", "add", VETH_HOST, "type", "veth", "peer", "name", VETH_NS)
         sh("ip", "link", "set", VETH_NS, "netns", NS)
-        sh("ip", "addr", "add", "198.51.100.1/24", "dev", VETH_HOST)
+        sh("ip", "addr", "add", f"198.18.{NET3}.1/24", "dev", VETH_HOST)
         sh("ip", "link", "set", VETH_HOST, "up")
         sh("ip", "netns", "exec", NS, "ip", "addr", "add", f"{PUBLIC}/24", "dev", VETH_NS)
         for address in NS_ADDRESSES.values():
             if address != PUBLIC:
                 sh("ip", "netns", "exec", NS, "ip", "addr", "add", f"{address}/32", "dev", VETH_NS)
         for cmd in (["ip", "link", "set", VETH_NS, "up"], ["ip", "link", "set", "lo", "up"],
-                    ["ip", "route", "add", "default", "via", "198.51.100.1"]):
+                    ["ip", "route", "add", "default", "via", f"198.18.{NET3}.1"]):
             sh("ip", "netns", "exec", NS, *cmd)
         for address in NS_ADDRESSES.values():
             if address != PUBLIC:
@@ -456,13 +458,14 @@ def test_egress_policy_matrix(iso_hub, server, control, peer, standins):
         assert set(up.values()) == {"open"}, json.dumps(up)  # every destination is there
         seen = probe(server, list(targets))
         want = expected(egress.EgressPolicy().rules(), targets)
-        assert outcomes(seen) == want, json.dumps({t: (want[t], seen[t]) for t in targets if outcomes(seen)[t] != want[t]})
+        assert outcomes(seen) == want, json.dumps(
+            {t: (want[t], seen[t]) for t in targets if outcomes(seen)[t] != want[t]})
         for target, outcome in want.items():
             if outcome == "deny" and target.startswith("tcp:"):
                 assert "No route to host" in seen[target], (target, seen[target])  # REJECT, not a timeout
         # both outcomes are exercised, for each protocol
         assert {(t[:3], o) for t, o in want.items()} == {("tcp", "allow"), ("tcp", "deny"), ("udp", "allow"),
-                                                        ("udp", "deny")}
+                                                         ("udp", "deny")}
     finally:
         listener.close()
     # Docker's own DNS for the network works too
@@ -505,7 +508,8 @@ def test_servers_cannot_forge_their_source_address(iso_hub, server, control, sta
     assert f"server-{RUN}" not in notes, notes
 
 
-def test_build_steps_are_fenced_by_the_build_rules(iso_hub, server, peer, standins, git_server, docker_client):
+def test_build_steps_are_fenced_by_the_build_rules(
+    iso_hub, server, peer, standins, git_server, docker_client):
     """The same matrix from a Dockerfile RUN step (BuildKit runs it on Docker's default bridge): each
     outcome is what the build rules say: the servers' rules, but no hub API."""
     listener = HostListener(iso_hub.gateway)
@@ -528,13 +532,31 @@ def test_build_steps_are_fenced_by_the_build_rules(iso_hub, server, peer, standi
         # The peer is on another Docker network than the build (docker0): Docker's own network
         # isolation drops that traffic whatever our rules allow, so the outcome is stricter.
         want.update({t: "deny" for t in targets if f":{peer.ip}:" in t})
-        assert outcomes(seen) == want, json.dumps({t: (want[t], seen[t]) for t in targets if outcomes(seen)[t] != want[t]})
+        assert outcomes(seen) == want, json.dumps(
+            {t: (want[t], seen[t]) for t in targets if outcomes(seen)[t] != want[t]})
         assert want[f"tcp:{iso_hub.gateway}:{iso_hub.hub_port}"] == "deny" and want[f"tcp:{PUBLIC}:443"] == "allow"
         assert events[-1].get("failed")  # the step ends with `false`: nothing else is built
     finally:
         listener.close()
     jumps = sh("iptables", "-S", "DOCKER-USER")
     assert f"-A DOCKER-USER -i docker0 -j BSPAWN-FWD-{build_network_tag(docker_client)}" in jumps
+
+
+def test_a_build_cannot_use_another_launchs_image(iso_hub, server, git_server):
+    """The server's image was built by this hub for another launch: a Dockerfile may not build on
+    it, copy from it or mount it, by name or through an ARG, nor bring its own frontend."""
+    image = server.attrs["Config"]["Image"]
+    dockerfiles = {
+        "from": f"FROM {image}\n",
+        "copy": f"FROM binderspawner-base:bookworm\nCOPY --from={image} /home /stolen\n",
+        "arg": f"ARG IMG={image}\nFROM $IMG\n",
+    }
+    for kind, dockerfile in dockerfiles.items():
+        name = f"steal-{kind}-{RUN}"
+        git_server.add_repo(name, files={"Dockerfile": dockerfile})
+        message = refusal(iso_hub, f"thief-{kind}", {"repo": git_server.url(name)})
+        assert "This hub does not build this Dockerfile" in message, (kind, message)
+    assert [c for c in iso_hub.containers() if "JUPYTERHUB_USER=thief" in " ".join(c.attrs["Config"]["Env"])] == []
 
 
 def build_network_tag(docker_client):

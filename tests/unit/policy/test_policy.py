@@ -215,7 +215,7 @@ def test_counting_sees_active_binder_spawners_only():
 # --- egress ---------------------------------------------------------------------------------------
 
 NET = iptables.DockerNetwork(id="0123456789abcdef", bridge="br-0123456789ab", subnet="172.30.0.0/16",
-                           hub_ip="172.30.0.1", hub_port=8081)
+                             hub_ip="172.30.0.1", hub_port=8081)
 
 
 def test_default_rules_follow_mybinder():
@@ -354,9 +354,9 @@ def test_network_policy_with_admin_rules():
         egress.rule("all-udp", "allow", "0.0.0.0/0", "udp"),
     ], remove=["git"])
     manifest = egress.network_policy(
-    rules, hub_port=8000, pod_selector={
-        "matchLabels": {
-            "app": "jupyterhub"}})
+        rules, hub_port=8000, pod_selector={
+            "matchLabels": {
+                "app": "jupyterhub"}})
     kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
     egress_rules = manifest["spec"]["egress"]
     assert egress_rules[0] == {"to": [{"ipBlock": {"cidr": "10.1.2.3/32"}}],
@@ -430,4 +430,3 @@ def test_user_containers_drop_net_raw_and_setuid_gains():
     assert harden({}) == {"cap_drop": ["NET_RAW"], "security_opt": ["no-new-privileges"]}
     assert harden({"cap_drop": ["SYS_ADMIN"], "security_opt": ["no-new-privileges"]}) == {
         "cap_drop": ["SYS_ADMIN", "NET_RAW"], "security_opt": ["no-new-privileges"]}
-
