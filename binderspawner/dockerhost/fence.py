@@ -48,10 +48,10 @@ async def ensure_server_egress(spawner):
         return
     try:
         network, rules = await server_rules(spawner)
-        if network.id not in firewall._installed:
+        if not firewall.installed_here(network.id):
             await _in_thread(firewall.remove_orphans, spawner.client)
         await firewall.ensure(rules)
-        firewall._installed[network.id] = rules
+        firewall.remember(network.id, rules)
         firewall.remove_at_exit_if_idle(spawner.client, network.id, rules)
     except (firewall.FirewallError, OSError, ValueError, docker.errors.APIError) as e:
         spawner.log.error("Egress rules for %s could not be installed: %s", spawner.network_name, e)
@@ -75,7 +75,7 @@ async def reverify_server_egress(spawner):
         if repaired:
             spawner.log.warning("Egress rules of network %s were missing (%s); reinstalled",
                                 spawner.network_name, ", ".join(repaired))
-        firewall._installed[network.id] = rules
+        firewall.remember(network.id, rules)
         return True
     except (firewall.FirewallError, OSError, ValueError, docker.errors.APIError) as e:
         spawner.log.error("Egress rules for %s could not be verified: %s", spawner.network_name, e)

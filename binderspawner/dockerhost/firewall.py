@@ -132,6 +132,15 @@ async def ensure(rules):
     return repaired
 
 
+def installed_here(network_id):
+    """Has this process installed rules for the network (so orphans were already swept)?"""
+    return network_id in _installed
+
+
+def remember(network_id, rules):
+    _installed[network_id] = rules
+
+
 VERIFY_INTERVAL = 10.0
 _verified = {}  # forward chain -> when ensure() last checked it
 
