@@ -13,6 +13,7 @@ is in fact up. Not covered by traffic: 0.0.0.0/8 and
 sent anywhere else.
 """
 
+import ipaddress
 import json
 import os
 import re
@@ -160,10 +161,17 @@ def sh(*args, check=True):
 
 
 @pytest.fixture(scope="module")
-def standins(tmp_path_factory):
+def standins(tmp_path_factory, docker_client, iso_hub):
     """A network namespace with one address of each class, reachable from the host only through our
     veth, and servers listening in it; yields the file where UDP 5353 notes each datagram's source."""
     proc, routed = None, []
+    # Docker hands out 192.168/16 subnets too: take an address no network here has (a server would
+    # take it for a neighbour on its own bridge).
+    subnets = [ipaddress.ip_network(c["Subnet"]) for n in docker_client.networks.list()
+               for c in (n.attrs.get("IPAM") or {}).get("Config") or [] if ":" not in c.get("Subnet", ":")]
+    NS_ADDRESSES["192.168/16"] = next(
+        a for a in (f"192.168.{third}.2" for third in range(NET3, 256))
+        if not any(ipaddress.ip_address(a) in net for net in subnets))
     sink = str(tmp_path_factory.mktemp("ns") / "udp-sources.txt")
     try:
         sh("ip", "netns", "add", NS)
