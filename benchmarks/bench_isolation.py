@@ -40,7 +40,9 @@ sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 from bench_launch import BenchHub, machine, remove_images  # noqa: E402
 
-from binderspawner import egress, firewall  # noqa: E402
+from binderspawner.dockerhost import firewall  # noqa: E402
+from binderspawner.dockerhost.iptables import iptables_rules  # noqa: E402
+from binderspawner.policy import egress  # noqa: E402
 from tests.support.gitserver import GitServer  # noqa: E402
 
 HUBS = {
@@ -67,7 +69,7 @@ def time_rules(client, run_id, rounds=10):
         network.reload()
         gateway = network.attrs["IPAM"]["Config"][0]["Gateway"]
         net = firewall.describe_network(network.attrs, gateway, 8081)
-        rules = egress.iptables_rules(egress.default_rules(), net)
+        rules = iptables_rules(egress.default_rules(), net)
         installs, checks = [], []
         for _ in range(rounds):
             t = time.perf_counter()

@@ -29,7 +29,9 @@ from binderspawner.web import form
 from binderspawner.launch import images
 
 from binderspawner.auth import pushback
-from binderspawner.services.cleanup import CACHE_SUMMARY, ENV_BUILD_TMP, ENV_HUB_ID, ENV_HUB_PID, LABEL_HUB, HubCleanup, build_tmp_root
+from binderspawner.services.cleanup import (CACHE_SUMMARY, ENV_BUILD_RECORD, ENV_BUILD_TMP, ENV_HUB_ID,
+                                            ENV_HUB_PID, LABEL_HUB, HubCleanup, build_records_dir,
+                                            build_tmp_root)
 from binderspawner.services.imagecache import LaunchLog
 from binderspawner.builders import Builder, BuildQueue, BuildRequest, Repo2DockerBuilder
 from binderspawner.policy.resources import Resources
@@ -401,8 +403,10 @@ class BinderSpawnerMixin(LoggingConfigurable):
         root = build_tmp_root(lifecycle.lifecycle_dir)
         os.makedirs(root, exist_ok=True)
         scratch = tempfile.mkdtemp(prefix="build-", dir=root)
+        record = os.path.join(build_records_dir(lifecycle.lifecycle_dir),
+                              os.path.basename(scratch) + ".json")
         env = {ENV_HUB_ID: lifecycle.hub_id, ENV_HUB_PID: str(os.getpid()), ENV_BUILD_TMP: scratch,
-               "TMPDIR": scratch}
+               ENV_BUILD_RECORD: record, "TMPDIR": scratch}
         labels = {**launch.labels, LABEL_HUB: lifecycle.hub_id}
         metrics.BUILDS_STARTED.inc()
         metrics.BUILDS_RUNNING.inc()
@@ -416,6 +420,8 @@ class BinderSpawnerMixin(LoggingConfigurable):
             if status != "success":
                 metrics.BUILDS_FAILED.inc()
             shutil.rmtree(scratch, ignore_errors=True)
+            if os.path.exists(record):
+                os.remove(record)
 
     def get_args(self):
         return [*super().get_args(), *culling.server_args(

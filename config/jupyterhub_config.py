@@ -95,6 +95,11 @@ c.JupyterHub.named_server_limit_per_user = named_server_limit(10)
 #                                "protocol": "tcp", "ports": [5432]}]
 c.EgressPolicy.enabled = True
 c.EgressPolicy.remove_rules = []  # e.g. ["web", "git"]: no internet at all
+# Build steps get the same rules without the hub API (on Docker's default bridge, where BuildKit runs
+# them). A package index or conda channel on a private address needs a rule of its own:
+# c.EgressPolicy.build_extra_rules = [{"name": "devpi", "action": "allow", "to": "10.1.2.4/32",
+#                                      "protocol": "tcp", "ports": [3141]}]
+c.EgressPolicy.fence_builds = True
 
 # --- Where the hub keeps its state ----------------------------------------------------------------
 state = os.environ.get("BINDERSPAWNER_STATE_DIR", "/var/lib/binderspawner")  # (env)

@@ -5,8 +5,10 @@ import collections
 import json
 import os
 import re
+import shutil
 import signal
 import sys
+import tempfile
 
 import docker
 import jupyterhub
@@ -15,7 +17,9 @@ from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, List, TraitError,
 from binderspawner import messages
 from binderspawner.builders import checkout as checkouts
 from binderspawner.builders.environment import EnvironmentRefused, Policy, decide
+from binderspawner.dockerhost import fence
 from binderspawner.errors import BuildFailed, RepositoryRefused
+from binderspawner.services.cleanup import ENV_BUILD_RECORD, LABEL_HUB, write_build_record
 from binderspawner.providers.git import GitProvider, git_environment
 from binderspawner.builders.registry import RegistryClient, parse_image
 from binderspawner.builders.base import Builder
@@ -315,35 +319,34 @@ class Repo2DockerBuilder(Builder):
         ``request``, only the content provider its source needs and the rules its clone obeys;
         for a decided ``environment`` (the hub's checked clone), its buildpacks, base image and
         files."""
-        if environment is not None:
-            env_settings = self.environment_settings(environment)
-            return {
-                "buildpacks": environment.buildpacks,
-                "base_image": self._base_image_for(environment, env_settings),
-                "server_requirements": self.server_requirements,
-                "extra_ca_bundle": self.extra_ca_bundle,
-                "content_providers": ["Local"],
-                "environment": env_settings,
-            }
         provider = self.provider_for(request.resolved.source) if request else GitProvider(config=self.config)
-        return {
+        settings = {
             "git_rules": provider.git_rules(),
             "buildpacks": self.buildpacks,
             "base_image": self.base_image,
             "server_requirements": self.server_requirements,
             "extra_ca_bundle": self.extra_ca_bundle,
+            "hub_id": (request.labels.get(LABEL_HUB, "") if request else ""),  # its images: not for builds
             "content_providers": (self.content_providers_for(request.resolved.source) if request
                                   else list(self.content_providers)),
         }
+        if environment is not None:
+            env_settings = self.environment_settings(environment)
+            settings.update(buildpacks=environment.buildpacks, content_providers=["Local"],
+                            base_image=self._base_image_for(environment, env_settings),
+                            environment=env_settings)
+        return settings
 
-    def environment(self, request, environment=None):
+    def environment(self, request, environment=None, home=None):
         settings = self.r2d_settings(request, environment)
         # The clone (and its submodules) may use only the transports users may launch from.
         env = git_environment(GitProvider(config=self.config).allowed_schemes)
+        if home:  # repo2docker, git and docker run as root: nothing of theirs may come from /tmp
+            env.update(private_home_environment(home))
         env["BINDERSPAWNER_R2D_SETTINGS"] = json.dumps(settings)
         # PYTHONPATH: repo2docker loads this package's config file and must import the same package.
         for name in ("DOCKER_HOST", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "DOCKER_CONFIG", "PYTHONPATH"):
-            if name in os.environ:
+            if name in os.environ and not (name == "DOCKER_CONFIG" and home):
                 env[name] = os.environ[name]
         env.update(request.env)
         if environment is None:  # repo2docker's own (checked) clone: builders/checkedfetch.py
@@ -369,15 +372,19 @@ class Repo2DockerBuilder(Builder):
 
     async def _run_repo2docker(self, request, emit, checkout, environment):
         source = request.resolved.source
+        await fence.ensure_build_egress(self)  # fails closed: no build without its rules
+        home = tempfile.mkdtemp(prefix="home-", dir=request.env.get("TMPDIR"))  # root's, mode 0700
         proc = await asyncio.create_subprocess_exec(
             *self.command(request, checkout),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
-            env=self.environment(request, environment),
+            env=self.environment(request, environment, home),
             start_new_session=True,
             limit=1 << 20,
         )
+        if request.env.get(ENV_BUILD_RECORD):  # the cleanup service knows builds only from these
+            write_build_record(request.env[ENV_BUILD_RECORD], proc.pid, request.env.get("TMPDIR"))
         tail = collections.deque(maxlen=LOG_TAIL)
 
         async def relay():
@@ -393,6 +400,7 @@ class Repo2DockerBuilder(Builder):
             if proc.returncode is None:
                 _kill_group(proc)
                 await proc.wait()
+            shutil.rmtree(home, ignore_errors=True)
         if status == 0 and await self.image_exists(request.image):
             if self.push:
                 await self.push_image(request.image, emit)
@@ -423,6 +431,15 @@ def credential_variables(credentials):
         return {}
     return {"BINDERSPAWNER_GIT_TOKEN": credentials.token,
             "BINDERSPAWNER_GIT_USERNAME": credentials.username}
+
+
+def private_home_environment(home):
+    """HOME, Docker's config dir and Python's user site for a build's root-run tools, inside the
+    build's own root-owned ``home`` (pure): no shared /tmp file (a .pth in a user site, a docker
+    CLI plugin, a .gitconfig or .netrc) can run or be read as root."""
+    return {"HOME": home, "DOCKER_CONFIG": os.path.join(home, ".docker"),
+            "XDG_CONFIG_HOME": os.path.join(home, ".config"), "XDG_CACHE_HOME": os.path.join(home, ".cache"),
+            "PYTHONNOUSERSITE": "1"}
 
 
 def relay_log_line(raw, tail, emit):

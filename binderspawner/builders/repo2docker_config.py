@@ -8,6 +8,7 @@ from repo2docker.buildpacks import DockerBuildPack, LegacyBinderDockerBuildPack
 
 from binderspawner.builders.buildpacks.venv import make_venv_buildpack
 from binderspawner.builders.checkedfetch import CheckedGit, checked_provider
+from binderspawner.builders.imagefence import fenced_dockerfile_buildpack
 
 settings = json.loads(os.environ["BINDERSPAWNER_R2D_SETTINGS"])
 c = get_config()  # noqa: F821 (provided by traitlets when repo2docker loads this file)
@@ -27,5 +28,11 @@ if base_image:
     c.Repo2Docker.base_image = base_image
 if settings["buildpacks"] == "venv":
     venv = make_venv_buildpack(settings["server_requirements"], settings["extra_ca_bundle"], environment)
-    c.Repo2Docker.buildpacks = [LegacyBinderDockerBuildPack, DockerBuildPack, venv]
+    fenced = fenced_dockerfile_buildpack(DockerBuildPack, settings)
+    c.Repo2Docker.buildpacks = [LegacyBinderDockerBuildPack, fenced, venv]
     c.Repo2Docker.default_buildpack = venv
+else:  # repo2docker's own buildpacks, with the same check on Dockerfile repositories
+    from repo2docker.app import Repo2Docker
+
+    c.Repo2Docker.buildpacks = [fenced_dockerfile_buildpack(DockerBuildPack, settings) if b is DockerBuildPack
+                                else b for b in Repo2Docker.class_traits()["buildpacks"].default()]

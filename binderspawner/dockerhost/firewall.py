@@ -1,17 +1,15 @@
-"""Applying the egress rules to a Docker host's user network with iptables (the I/O side of egress.py).
+"""Applying the egress rules to a Docker host's bridge networks with iptables (the I/O side of
+iptables.py, which renders them).
 
-Container-to-host traffic goes through the host's INPUT chain, container-to-elsewhere through
-FORWARD, where Docker sends it to DOCKER-USER first. So each user network gets two chains of ours,
-``BSPAWN-FWD-<network id>`` (jumped to from DOCKER-USER) and ``BSPAWN-IN-<network id>`` (from INPUT),
-and every jump matches only that network's bridge and subnet: other networks' containers never see
-our rules.
-
-- Installed idempotently before every server starts (a fingerprint rule says whether the chains are
-  current; both chains are written in one iptables-restore transaction).
+- User servers: the user network's chains are ensured on every start path (a new container, a
+  stopped one started again) and re-verified while servers run (from poll(), at most every
+  ``VERIFY_INTERVAL`` seconds), so a firewall reload that flushed them is repaired.
+- Builds: the engine's built-in BuildKit runs build steps on Docker's default bridge (docker0);
+  its chains are ensured before every build.
 - Kept when the hub stops while servers keep running (a hub restart finds them in place).
-- Removed when the hub exits and no container is left on the network (a clean shutdown), and for
-  networks that no longer exist.
-- Failing closed: if they cannot be installed, FirewallError, and the spawner starts nothing.
+- Removed when the hub exits and the engine says no container is left on the network, and for
+  networks the engine says no longer exist; never when the engine cannot be asked.
+- Failing closed: if they cannot be installed, FirewallError, and nothing starts.
 """
 
 import asyncio
@@ -21,8 +19,11 @@ import logging
 import re
 import socket
 import subprocess
+import time
 
-from binderspawner.policy.egress import CHAIN_PREFIX, DockerNetwork, chain_names
+import docker
+
+from binderspawner.dockerhost.iptables import CHAIN_PREFIX, DockerNetwork, chain_names
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +51,13 @@ def is_local_address(ip):
         return False
 
 
-def describe_network(attrs, hub_ip, hub_port, hub_on_host=None):
+def describe_network(attrs, hub_ip, hub_port, hub_on_host=None, default_bridge=False):
     """DockerNetwork from `docker network inspect` attributes; FirewallError when rules cannot be
-    confined to this network (Docker's shared default bridge, host/none, IPv6)."""
+    confined to this network (Docker's shared default bridge, host/none, IPv6). The default bridge
+    is accepted with ``default_bridge`` only: it is where BuildKit runs build steps."""
     name = attrs.get("Name", "?")
-    if name in ("bridge", "host", "none") or attrs.get("Driver") != "bridge":
+    shared = ("host", "none") if default_bridge else ("bridge", "host", "none")
+    if name in shared or attrs.get("Driver") != "bridge":
         raise FirewallError(
             f"egress rules need a bridge network of the hub's own, but user servers use {name!r} "
             f"(driver {attrs.get('Driver')!r}). Set c.DockerSpawner.network_name to a user-defined "
@@ -107,7 +110,9 @@ async def _check(*args, stdin=None):
 
 
 async def ensure(rules):
-    """Install ``rules`` (an egress.IptablesRules) unless they are in place already."""
+    """Install ``rules`` (an iptables.IptablesRules) unless they are in place already; returns
+    what had to be (re)installed (empty when everything was current)."""
+    repaired = []
     async with _lock:
         current = True
         for chain in (rules.forward_chain, rules.input_chain):
@@ -117,10 +122,34 @@ async def ensure(rules):
         if not current:
             log.info("installing egress rules %s, %s", rules.forward_chain, rules.input_chain)
             await _check(IPTABLES_RESTORE, "-w", "--noflush", stdin=rules.restore_text())
+            repaired.append("chains")
         for chain, spec in rules.jumps:
             rc, _, _ = await _run(IPTABLES, "-w", "-C", chain, *spec)
             if rc != 0:
                 await _check(IPTABLES, "-w", "-I", chain, "1", *spec)
+                repaired.append(f"jump from {chain}")
+        _verified[rules.forward_chain] = time.monotonic()
+    return repaired
+
+
+def installed_here(network_id):
+    """Has this process installed rules for the network (so orphans were already swept)?"""
+    return network_id in _installed
+
+
+def remember(network_id, rules):
+    _installed[network_id] = rules
+
+
+VERIFY_INTERVAL = 10.0
+_verified = {}  # forward chain -> when ensure() last checked it
+
+
+def verify_due(rules, now=None):
+    """Has ``rules``' last check aged past VERIFY_INTERVAL? (poll() runs per server; this keeps
+    the iptables calls per network, not per server.)"""
+    now = time.monotonic() if now is None else now
+    return now - _verified.get(rules.forward_chain, float("-inf")) >= VERIFY_INTERVAL
 
 
 def remove(rules):
@@ -174,13 +203,22 @@ def remove_at_exit_if_idle(client, network_id, rules):
     _atexit_registered.add(network_id)
 
     def at_exit():
-        try:
-            network = client.inspect_network(network_id)
-            if network.get("Containers"):
-                log.info("leaving egress rules for %s: containers still run on it", network["Name"])
-                return
-        except Exception:  # noqa: BLE001 - network gone or engine away: nothing is left to protect
-            pass
-        remove(rules)
+        if network_is_idle(client, network_id):
+            remove(rules)
+        else:
+            log.info("leaving egress rules for network %s in place", network_id[:12])
 
     atexit.register(at_exit)
+
+
+def network_is_idle(client, network_id):
+    """True only when the engine says the network has no container or is gone; False when it
+    has containers or cannot be asked (rules are never removed blind)."""
+    try:
+        return not client.inspect_network(network_id).get("Containers")
+    except docker.errors.NotFound:
+        return True
+    except Exception as e:  # noqa: BLE001 - engine away: keep the rules
+        log.warning("cannot ask the engine about network %s (%s); keeping its egress rules",
+                    network_id[:12], e)
+        return False

@@ -8,9 +8,7 @@ from urllib.parse import urlparse
 
 import docker
 
-from binderspawner.policy import egress
-
-from binderspawner.dockerhost import firewall
+from binderspawner.dockerhost import fence
 from binderspawner.errors import LaunchError
 from binderspawner.policy.resources import ResourcePolicy, Resources, docker_host_config, writable_layer_support
 from binderspawner.policy.quotas import Quotas
@@ -71,27 +69,8 @@ async def check_writable_layer(spawner, resources):
 
 
 async def ensure_egress(spawner):
-    """Install the egress rules for the spawner's network (firewall.py); LaunchError (fail closed)
-    when they cannot be installed."""
-    policy = egress.EgressPolicy(parent=spawner)
-    if not policy.enabled:
-        return
-    try:
-        hub_ip, hub_port = firewall.hub_address(spawner.hub_connect_url or spawner.hub.api_url)
-        attrs = await spawner.docker("inspect_network", spawner.network_name)
-        network = firewall.describe_network(attrs, hub_ip, hub_port)
-        rules = egress.iptables_rules(policy.rules(), network)
-        if network.id not in firewall._installed:
-            await _in_thread(firewall.remove_orphans, spawner.client)
-        await firewall.ensure(rules)
-        firewall._installed[network.id] = rules
-        firewall.remove_at_exit_if_idle(spawner.client, network.id, rules)
-    except (firewall.FirewallError, OSError, ValueError, docker.errors.APIError) as e:
-        spawner.log.error("Egress rules for %s could not be installed: %s", spawner.network_name, e)
-        raise LaunchError(
-            f"No server was started because its network egress rules could not be installed: {e} "
-            "The hub admin must fix this (the hub needs root and iptables on the Docker host), or "
-            "turn the rules off with c.EgressPolicy.enabled = False.", status=500) from None
+    """Install the egress rules for the spawner's network (fence.py); LaunchError (fail closed)."""
+    await fence.ensure_server_egress(spawner)
 
 
 async def _in_thread(fn, *args):

@@ -6,6 +6,7 @@ import inspect
 from dockerspawner import DockerSpawner
 from traitlets import default
 
+from binderspawner.dockerhost import fence
 from binderspawner.dockerhost import limits as isolation
 from binderspawner.services.cleanup import LABEL_HUB
 from binderspawner.spawner import BinderSpawnerMixin
@@ -34,12 +35,22 @@ class DockerBinderSpawner(BinderSpawnerMixin, DockerSpawner):
         status = await super().poll()
         if status is None:
             await isolation.ensure_cpu_limit(self)
+            if not await fence.reverify_server_egress(self):
+                self.log.error("Stopping %s: its egress rules are gone and cannot be restored",
+                               self.container_name)
+                await self.stop(now=True)
+                return 1
         return status
+
+    async def start_object(self):
+        # Every start path passes here, a new container or a stopped one started again.
+        await fence.ensure_server_egress(self)  # fails closed: no rules, no server
+        return await super().start_object()
 
     async def create_object(self):
         # Add the launch's labels and limits to what the admin configured, for this container only.
         await isolation.check_writable_layer(self, self.resources)
-        await isolation.ensure_egress(self)  # fails closed: no rules, no container
+        await fence.ensure_server_egress(self)  # fails closed: no rules, no container
         configured_create, configured_host = self.extra_create_kwargs, self.extra_host_config
         create = await _evaluated(self, configured_create)
         host = await _evaluated(self, configured_host)
@@ -47,6 +58,7 @@ class DockerBinderSpawner(BinderSpawnerMixin, DockerSpawner):
         create["labels"][LABEL_HUB] = self.lifecycle.hub_id  # cleanup finds this hub's containers by it
         for key, value in isolation.docker_limits(self, create["labels"]).items():
             host.setdefault(key, value)
+        fence.harden(host)  # no raw sockets (spoofed sources), no set-uid gains
         self.extra_create_kwargs, self.extra_host_config = create, host
         try:
             return await super().create_object()

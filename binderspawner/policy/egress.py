@@ -13,9 +13,8 @@ CIDR rules never match traffic to the host itself: the host is reachable only th
 "hub" rules, so a broad allow cannot open it by accident.
 """
 
-import hashlib
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Tuple
 
 from traitlets import Bool, Dict, List, Unicode, validate
@@ -107,6 +106,38 @@ def default_rules():
     )
 
 
+def default_build_rules():
+    """Build steps (Dockerfile RUN, postBuild, pip) get the servers' rules, but not the hub API:
+    a build has no business with the hub. Package indexes on public addresses stay reachable
+    through the 'web' rule; an index on a private address needs a build_extra_rules entry."""
+    return (rule("hub-api", "deny", "hub", comment="builds never talk to the hub"),
+            *(r for r in default_rules() if r.name != "hub-api"))
+
+
+def _matches_port(r, protocol, port):
+    if r.protocol != "any" and r.protocol != protocol:
+        return False
+    return not r.ports or port in r.ports
+
+
+def decide(rules, ip, protocol, port, *, to_host=False, to_hub=False):
+    """What ``rules`` do with one packet (pure): (action, rule name), first match wins, "deny",
+    "default-deny" when nothing matches. ``to_host``: ``ip`` is one of the host's own addresses;
+    ``to_hub``: it is the hub API's address and port. This is the policy table every backend's
+    rendering must agree with (the end-to-end matrix test checks it against real traffic)."""
+    address = ipaddress.ip_address(ip)
+    for r in rules:
+        if r.to == "hub":
+            hit = to_hub
+        elif r.to == "host":
+            hit = to_host and _matches_port(r, protocol, port)
+        else:
+            hit = not to_host and address in r.network and _matches_port(r, protocol, port)
+        if hit:
+            return r.action, r.name
+    return "deny", "default-deny"
+
+
 def rule_list(base, extra=(), remove=()):
     """The effective rules: ``extra`` first (so admins' rules take precedence), then ``base``
     without the rules named in ``remove`` (a name ending in '*' removes every rule it prefixes)."""
@@ -119,107 +150,6 @@ def rule_list(base, extra=(), remove=()):
     if duplicated:
         raise ValueError(f"egress rule names must be unique; repeated: {duplicated}")
     return tuple(rules)
-
-
-# --- iptables (Docker backend) ------------------------------------------------------------------------
-
-REJECT = ["-j", "REJECT", "--reject-with", "icmp-admin-prohibited"]
-
-
-@dataclass(frozen=True)
-class DockerNetwork:
-    """What the rules need to know about the user network and the hub."""
-
-    id: str  # Docker's network id
-    bridge: str  # the bridge interface, e.g. br-0123456789ab
-    subnet: str
-    hub_ip: str
-    hub_port: int
-    hub_on_host: bool = True
-
-    @property
-    def tag(self):
-        return self.id[:12]
-
-
-@dataclass(frozen=True)
-class IptablesRules:
-    """Our two chains (names <= 28 characters) and the jumps into them from Docker's and the
-    host's chains. Every jump matches only this network's bridge and subnet."""
-
-    forward_chain: str
-    input_chain: str
-    digest: str
-    forward: Tuple[Tuple[str, ...], ...]  # rule specs for forward_chain (after -A chain)
-    input: Tuple[Tuple[str, ...], ...]
-    jumps: Tuple[Tuple[str, Tuple[str, ...]], ...] = field(default=())  # (chain, rule spec)
-
-    def restore_text(self):
-        """Input for ``iptables-restore --noflush``: (re)defines both chains in one transaction, so
-        they are never seen half-written. The jumps are added separately (they must not be
-        duplicated, which restore cannot check)."""
-        lines = ["*filter", f":{self.forward_chain} - [0:0]", f":{self.input_chain} - [0:0]"]
-        lines += [" ".join(["-A", self.forward_chain, *spec]) for spec in self.forward]
-        lines += [" ".join(["-A", self.input_chain, *spec]) for spec in self.input]
-        return "\n".join(lines + ["COMMIT", ""])
-
-
-CHAIN_PREFIX = "BSPAWN-"
-
-
-def chain_names(network_tag):
-    return f"{CHAIN_PREFIX}FWD-{network_tag}", f"{CHAIN_PREFIX}IN-{network_tag}"
-
-
-def _comment(r):
-    return ["-m", "comment", "--comment", f"binderspawner:{r.name}"]
-
-
-def _match(r, dest, protocol):
-    spec = []
-    if dest and not dest.endswith("/0"):
-        spec += ["-d", dest]
-    if protocol:
-        spec += ["-p", protocol]
-        if len(r.ports) == 1:
-            spec += ["--dport", str(r.ports[0])]
-        elif r.ports:
-            spec += ["-m", "multiport", "--dports", ",".join(map(str, r.ports))]
-    return spec
-
-
-def iptables_rules(rules, net):
-    """Render the rules for one Docker network (pure)."""
-    forward_chain, input_chain = chain_names(net.tag)
-    established = ("-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED")
-    forward = [established + ("-j", "RETURN")]
-    inbound = [established + ("-j", "ACCEPT")]
-    for r in rules:
-        if r.to == "hub":
-            spec = ("-d", f"{net.hub_ip}/32", "-p", "tcp", "--dport", str(net.hub_port), *_comment(r))
-            target = ("-j", "ACCEPT") if r.action == "allow" else tuple(REJECT)
-            (inbound if net.hub_on_host else forward).append(
-                spec + (target if net.hub_on_host or r.action == "deny" else ("-j", "RETURN")))
-            continue
-        for protocol in r.protocols:
-            if r.to == "host":
-                target = ["-j", "ACCEPT"] if r.action == "allow" else REJECT
-                inbound.append(tuple(_match(r, None, protocol) + _comment(r) + target))
-            else:
-                target = ["-j", "RETURN"] if r.action == "allow" else REJECT
-                forward.append(tuple(_match(r, r.to, protocol) + _comment(r) + target))
-    default = ["-m", "comment", "--comment", "binderspawner:default-deny"]
-    forward.append(tuple(default + REJECT))
-    inbound.append(tuple(default + REJECT))
-    # A fingerprint of everything above, so an installer can tell whether the chains are current.
-    digest = hashlib.sha256(repr((forward, inbound)).encode()).hexdigest()[:16]
-    marker = ("-m", "comment", "--comment", f"binderspawner:rules:{digest}")
-    forward.insert(0, marker)
-    inbound.insert(0, marker)
-    source = ("-i", net.bridge, "-s", net.subnet)
-    jumps = (("DOCKER-USER", source + ("-j", forward_chain)),
-             ("INPUT", source + ("-j", input_chain)))
-    return IptablesRules(forward_chain, input_chain, digest, tuple(forward), tuple(inbound), jumps)
 
 
 # --- Kubernetes NetworkPolicy -------------------------------------------------------------------------
@@ -327,3 +257,33 @@ class EgressPolicy(LoggingConfigurable):
     def rules(self):
         extra = [rule_from_dict(d) for d in self.extra_rules]
         return rule_list(default_rules(), extra, self.remove_rules)
+
+    fence_builds = Bool(
+        True,
+        help="""Enforce egress rules for build steps too (Dockerfile RUN, postBuild, pip installs).
+        On Docker, the engine's BuildKit runs build steps on Docker's default bridge (docker0), so
+        the build rules are installed for that bridge: every container on the default bridge gets
+        them. If they cannot be installed, no build starts. Needs enabled = True.""",
+    ).tag(config=True)
+
+    build_extra_rules = List(
+        Dict(),
+        help="""Rules checked before the build defaults, e.g. for a package index or conda channel
+        on a private address: [{"name": "devpi", "action": "allow", "to": "10.1.2.4/32",
+        "protocol": "tcp", "ports": [3141]}]. Same keys as extra_rules. Build defaults: the server
+        defaults with hub-api denied (indexes on public addresses are reachable through 'web').""",
+    ).tag(config=True)
+
+    @validate("build_extra_rules")
+    def _valid_build_extra(self, proposal):
+        return [rule_from_dict(d).__dict__ | {"ports": list(rule_from_dict(d).ports)}
+                for d in proposal.value]
+
+    build_remove_rules = List(
+        Unicode(),
+        help="""Names of build default rules to drop (as remove_rules, for builds): e.g. ["git"].""",
+    ).tag(config=True)
+
+    def build_rules(self):
+        extra = [rule_from_dict(d) for d in self.build_extra_rules]
+        return rule_list(default_build_rules(), extra, self.build_remove_rules)

@@ -35,12 +35,22 @@ _HOSTNAME = re.compile(
 _PATH = re.compile(r"^/[A-Za-z0-9._~%+@/-]*$")
 
 
+_home = []
+
+
+def _private_home():
+    """An empty directory only this process's user can write, made once per process."""
+    if not _home or not os.path.isdir(_home[0]):
+        _home[:] = [tempfile.mkdtemp(prefix="binderspawner-home-")]
+    return _home[0]
+
+
 def git_environment(allowed_schemes, extra=None):
     """Environment for git: only ``allowed_schemes`` as transports, no prompts, no user or system
     config, C locale for parseable errors."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": tempfile.gettempdir(),
+        "HOME": _private_home(),  # not /tmp: no other user's .netrc or config reaches git
         "LC_ALL": "C",
         "GIT_ALLOW_PROTOCOL": ":".join(allowed_schemes),
         "GIT_TERMINAL_PROMPT": "0",

@@ -6,11 +6,15 @@ REST API with two read scopes instead of reaching into the hub's database, and s
 never block the hub's event loop. It runs one pass at start and then every ``interval`` seconds:
 
 1. builds orphaned by a hub that died (repo2docker runs in its own session, so it outlives a
-   SIGKILLed hub) are killed: a build's environment names the hub (id and pid) that started it;
-   a build whose hub pid is not this service's parent is an orphan. Killing is deterministic:
+   SIGKILLed hub) are killed. Builds are known only from the records the hub writes under
+   lifecycle_dir/builds (build pid and start time, hub pid and start time, scratch directory):
+   nothing a process says about itself (its environment) is trusted, and a pid is trusted only
+   while its start time matches, so a recycled pid is never killed. Killing is deterministic:
    the user sees the launch failed (the spawner's saved state says a build was in flight) and
    relaunching rebuilds, reusing Docker's build cache.
-2. build scratch directories (each build's TMPDIR, where repo2docker clones) no live build uses.
+2. build scratch directories (each build's TMPDIR, where repo2docker clones) no live build uses:
+   only real directories directly inside lifecycle_dir/build-tmp, never a symlink or a path
+   named anywhere else.
 3. containers labelled with this hub's id whose server no longer exists in the hub.
 4. built images, least recently launched first, beyond the cache's disk budget.
 
@@ -39,6 +43,7 @@ LABEL_HUB = "binderspawner.hub"
 ENV_HUB_ID = "BINDERSPAWNER_HUB_ID"
 ENV_HUB_PID = "BINDERSPAWNER_HUB_PID"
 ENV_BUILD_TMP = "BINDERSPAWNER_BUILD_TMP"
+ENV_BUILD_RECORD = "BINDERSPAWNER_BUILD_RECORD"  # where the builder writes the build's record
 CACHE_SUMMARY = "image-cache.json"
 SCOPES = ["list:users", "read:servers"]
 log = logging.getLogger("binderspawner.services.cleanup")
@@ -85,6 +90,49 @@ def build_tmp_root(lifecycle_dir):
     return os.path.join(lifecycle_dir, "build-tmp")
 
 
+def build_records_dir(lifecycle_dir):
+    return os.path.join(lifecycle_dir, "builds")
+
+
+def process_start(pid):
+    """The start time of process ``pid`` (clock ticks since boot), None if there is none: with the
+    pid, it names one process (pids are reused, start times with them are not)."""
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as f:
+            stat = f.read()
+    except (OSError, ValueError):
+        return None
+    return int(stat[stat.rindex(b")") + 2:].split()[19])
+
+
+def write_build_record(path, pid, scratch):
+    """Record a build process the hub started (called by the builder once it has a pid)."""
+    record = {"pid": pid, "start": process_start(pid), "hub_pid": os.getpid(),
+              "hub_start": process_start(os.getpid()), "scratch": scratch}
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(record, f)
+    os.replace(path + ".tmp", path)
+
+
+def read_build_records(lifecycle_dir):
+    """{record path: record} of every well-formed build record."""
+    records = {}
+    folder = build_records_dir(lifecycle_dir)
+    for name in os.listdir(folder) if os.path.isdir(folder) else ():
+        path = os.path.join(folder, name)
+        if not name.endswith(".json") or os.path.islink(path):
+            continue
+        try:
+            with open(path) as f:
+                record = json.load(f)
+            int(record["pid"]), int(record["hub_pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        records[path] = record
+    return records
+
+
 def service_and_role(cleanup):
     """(service, role) for c.JupyterHub.services and c.JupyterHub.load_roles (pure)."""
     command = [sys.executable, "-m", "binderspawner.services.cleanup", "--hub-id", cleanup.hub_id,
@@ -115,68 +163,78 @@ def orphan_containers(containers, servers):
     return [cid for cid, user, name in containers if (user, name) not in servers]
 
 
-def is_orphan_build(environ, hub_id, hub_pid):
-    """A process started by this hub's id under another (dead) hub process (pure)."""
-    return environ.get(ENV_HUB_ID) == hub_id and environ.get(ENV_HUB_PID) != str(hub_pid)
+def is_alive(pid, start, start_of=process_start):
+    """Is the process the record names (pid and start time) still running? (pure given start_of)"""
+    return start is not None and start_of(pid) == start
 
 
-# I/O --------------------------------------------------------------------------------------------
+def build_state(record, hub_pid, start_of=process_start):
+    """'running' (its hub lives), 'orphaned' (its hub is gone, the build runs on) or 'ended' (pure
+    given start_of)."""
+    if not is_alive(record["pid"], record.get("start"), start_of):
+        return "ended"
+    if record["hub_pid"] == hub_pid and is_alive(record["hub_pid"], record.get("hub_start"), start_of):
+        return "running"
+    return "orphaned"
 
-def _read_environ(pid):
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            raw = f.read()
-    except OSError:
+
+def scratch_child(root, path):
+    """``path`` if it is a real directory directly inside ``root`` (no symlink anywhere), else None."""
+    if not isinstance(path, str) or not path:
         return None
-    env = {}
-    for item in raw.split(b"\0"):
-        key, sep, value = item.partition(b"=")
-        if sep:
-            env[key.decode(errors="replace")] = value.decode(errors="replace")
-    return env
+    root = os.path.realpath(root)
+    if os.path.dirname(os.path.abspath(path)) != root or os.path.realpath(path) != os.path.abspath(path):
+        return None
+    return path if os.path.isdir(path) and not os.path.islink(path) else None
 
 
-def our_builds(hub_id):
-    """{pid: environ} of processes carrying this hub's build marker."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            env = _read_environ(entry)
-            if env and env.get(ENV_HUB_ID) == hub_id:
-                found[int(entry)] = env
-    return found
+def our_builds(lifecycle_dir):
+    """{pid: record} of the recorded builds whose process still runs."""
+    return {int(r["pid"]): r for r in read_build_records(lifecycle_dir).values()
+            if is_alive(int(r["pid"]), r.get("start"))}
 
 
-def kill_orphan_builds(hub_id, hub_pid):
-    """Kill builds a dead hub process left running, and remove their scratch directories."""
-    killed, scratch = set(), set()
-    for pid, env in our_builds(hub_id).items():
-        if is_orphan_build(env, hub_id, hub_pid):
+def kill_orphan_builds(lifecycle_dir, hub_pid):
+    """Kill builds a dead hub process left running (by their records), remove their scratch
+    directories and records."""
+    killed = set()
+    root = build_tmp_root(lifecycle_dir)
+    for path, record in read_build_records(lifecycle_dir).items():
+        state = build_state(record, hub_pid)
+        if state == "running":
+            continue
+        pid = int(record["pid"])
+        if state == "orphaned":
             try:
-                group = os.getpgid(pid)
-                os.killpg(group, signal.SIGKILL)
-                killed.add(group)
-                scratch.add(env.get(ENV_BUILD_TMP))
+                if os.getpgid(pid) == pid:  # the builder starts each build in its own session
+                    os.killpg(pid, signal.SIGKILL)
+                else:
+                    os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+                log.warning("Killed build %s orphaned by a previous hub process", pid)
             except ProcessLookupError:
                 pass
-    for group in killed:
-        log.warning("Killed build process group %s orphaned by a previous hub process", group)
-    for path in scratch - {None}:
-        shutil.rmtree(path, ignore_errors=True)
+        scratch = scratch_child(root, record.get("scratch"))
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
     return killed
 
 
-def remove_build_scratch(hub_id, lifecycle_dir, min_age=60):
+def remove_build_scratch(lifecycle_dir, hub_pid, min_age=60):
     root = build_tmp_root(lifecycle_dir)
     if not os.path.isdir(root):
         return []
-    live = {os.path.realpath(env[ENV_BUILD_TMP])
-            for env in our_builds(hub_id).values() if ENV_BUILD_TMP in env}
+    live = {os.path.abspath(r.get("scratch") or "") for r in read_build_records(lifecycle_dir).values()
+            if build_state(r, hub_pid) != "ended"}
     removed = []
     for name in os.listdir(root):
-        path = os.path.realpath(os.path.join(root, name))
+        path = scratch_child(root, os.path.join(root, name))
         try:
-            if path in live or time.time() - os.stat(path).st_mtime < min_age:
+            if path is None or path in live or time.time() - os.lstat(path).st_mtime < min_age:
                 continue
         except FileNotFoundError:
             continue
@@ -269,8 +327,8 @@ def collect_images(client, hub_id, lifecycle_dir, budget_bytes, grace):
 
 
 def run_pass(client, args, hub_pid, api_url, token):
-    kill_orphan_builds(args.hub_id, hub_pid)
-    remove_build_scratch(args.hub_id, args.lifecycle_dir)
+    kill_orphan_builds(args.lifecycle_dir, hub_pid)
+    remove_build_scratch(args.lifecycle_dir, hub_pid)
     try:
         remove_orphan_containers(client, args.hub_id, api_url, token)
     except requests.RequestException as e:

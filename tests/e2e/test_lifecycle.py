@@ -96,8 +96,8 @@ def make_hub(docker_client, git_server, tmp_path_factory):
     yield make
     for hub in hubs:
         hub.stop(signal.SIGKILL)
-        for pid in our_builds(default_hub_id(os.path.join(hub.dir, "lifecycle"))):
-            os.killpg(os.getpgid(pid), signal.SIGKILL)
+        for pid in our_builds(os.path.join(hub.dir, "lifecycle")):
+            os.killpg(pid, signal.SIGKILL)
         hub.cleanup()
 
 
@@ -158,6 +158,7 @@ culling.configure(c)
 cleanup.configure(c)
 """)
     hub_id = default_hub_id(os.path.join(hub.dir, "lifecycle"))
+    lifecycle_dir = os.path.join(hub.dir, "lifecycle")
     repo = {"repo": git_server.url("requirements")}
     users = ["keep0", "keep1", "keep2", "lonely"]
     with concurrent.futures.ThreadPoolExecutor(len(users)) as pool:
@@ -169,13 +170,13 @@ cleanup.configure(c)
         assert r.status_code == 201, r.text
     git_server.add_repo(f"slow-{hub.run_id}", files={"Dockerfile": SLOW_DOCKERFILE})
     assert hub.spawn("builder", {"repo": git_server.url(f"slow-{hub.run_id}")}).status_code == 202
-    wait_for(lambda: our_builds(hub_id), 60, "the build to start")
+    wait_for(lambda: our_builds(lifecycle_dir), 60, "the build to start")
     ghost = docker_client.containers.create(  # a leftover whose server the hub no longer has
         "binderspawner-base:bookworm", ["true"], name=f"{hub.prefix}-ghost",
         labels={LABEL_HUB: hub_id}, environment={"JUPYTERHUB_USER": "ghost"})
 
     hub.stop(signal.SIGKILL)  # hub, proxy and services die; repo2docker runs in its own session
-    assert our_builds(hub_id), "the build should outlive the hub process"
+    assert our_builds(lifecycle_dir), "the build should outlive the hub process"
     # with the hub down, the server without a kernel ends itself
     lonely = containers_of(hub, "lonely")[0]
     wait_for(lambda: not _running(lonely), 150, "lonely to exit by itself", interval=2)
@@ -188,7 +189,7 @@ cleanup.configure(c)
     events = hub.progress("builder")
     assert events and events[-1].get("failed"), events
     assert "interrupted because the hub restarted" in events[-1]["message"]
-    wait_for(lambda: not our_builds(hub_id), 60, "the orphaned build to be killed")
+    wait_for(lambda: not our_builds(lifecycle_dir), 60, "the orphaned build to be killed")
     assert not servers(hub, "builder") and not servers(hub, "lonely")
     wait_for(lambda: {c.name for c in hub.containers()} == {c.name for u in users[:3]
                                                             for c in containers_of(hub, u)},

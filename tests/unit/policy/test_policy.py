@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 from binderspawner.policy import egress
 from binderspawner.errors import LaunchError
+from binderspawner.dockerhost import iptables
+from binderspawner.dockerhost.fence import harden
 from binderspawner.dockerhost.firewall import FirewallError, describe_network
 from binderspawner.policy.resources import (
     GiB,
@@ -212,8 +214,8 @@ def test_counting_sees_active_binder_spawners_only():
 
 # --- egress ---------------------------------------------------------------------------------------
 
-NET = egress.DockerNetwork(id="0123456789abcdef", bridge="br-0123456789ab", subnet="172.30.0.0/16",
-                           hub_ip="172.30.0.1", hub_port=8081)
+NET = iptables.DockerNetwork(id="0123456789abcdef", bridge="br-0123456789ab", subnet="172.30.0.0/16",
+                             hub_ip="172.30.0.1", hub_port=8081)
 
 
 def test_default_rules_follow_mybinder():
@@ -259,15 +261,18 @@ def test_egress_policy_config():
 
 
 def test_iptables_rendering():
-    r = egress.iptables_rules(egress.default_rules(), NET)
+    r = iptables.iptables_rules(egress.default_rules(), NET)
     assert (r.forward_chain, r.input_chain) == ("BSPAWN-FWD-0123456789ab", "BSPAWN-IN-0123456789ab")
     assert len(r.forward_chain) <= 28
-    # every jump matches only this network's bridge and subnet
-    assert r.jumps == (("DOCKER-USER", ("-i", "br-0123456789ab", "-s", "172.30.0.0/16", "-j", r.forward_chain)),
-                       ("INPUT", ("-i", "br-0123456789ab", "-s", "172.30.0.0/16", "-j", r.input_chain)))
+    # every jump matches this network's bridge, whatever source address a packet claims
+    assert r.jumps == (("DOCKER-USER", ("-i", "br-0123456789ab", "-j", r.forward_chain)),
+                       ("INPUT", ("-i", "br-0123456789ab", "-j", r.input_chain)))
     fwd = [" ".join(spec) for spec in r.forward]
     inp = [" ".join(spec) for spec in r.input]
     assert fwd[0] == inp[0] == f"-m comment --comment binderspawner:rules:{r.digest}"
+    # ... and a forged source is dropped before anything else
+    assert fwd[1] == inp[1] == "! -s 172.30.0.0/16 -m comment --comment binderspawner:foreign-source -j DROP"
+    fwd, inp = fwd[:1] + fwd[2:], inp[:1] + inp[2:]
     assert fwd[1] == "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"
     assert fwd[2].startswith(
         "-d 169.254.169.254/32 ") and fwd[2].endswith("-j REJECT --reject-with icmp-admin-prohibited")
@@ -282,18 +287,19 @@ def test_iptables_rendering():
                        "-m comment --comment binderspawner:default-deny -j REJECT --reject-with icmp-admin-prohibited"]
     text = r.restore_text()
     assert text.startswith("*filter\n:BSPAWN-FWD-0123456789ab - [0:0]\n") and text.endswith("COMMIT\n")
+    assert "-A BSPAWN-IN-0123456789ab ! -s 172.30.0.0/16 -m comment" in text
 
 
 def test_digest_changes_with_the_rules():
-    a = egress.iptables_rules(egress.default_rules(), NET)
-    b = egress.iptables_rules(egress.rule_list(egress.default_rules(), remove=["git"]), NET)
+    a = iptables.iptables_rules(egress.default_rules(), NET)
+    b = iptables.iptables_rules(egress.rule_list(egress.default_rules(), remove=["git"]), NET)
     assert a.digest != b.digest
-    assert a.digest == egress.iptables_rules(egress.default_rules(), NET).digest
+    assert a.digest == iptables.iptables_rules(egress.default_rules(), NET).digest
 
 
 def test_hub_in_a_container_is_allowed_in_the_forward_chain():
-    net = egress.DockerNetwork(**{**NET.__dict__, "hub_ip": "172.30.0.5", "hub_on_host": False})
-    r = egress.iptables_rules(egress.default_rules(), net)
+    net = iptables.DockerNetwork(**{**NET.__dict__, "hub_ip": "172.30.0.5", "hub_on_host": False})
+    r = iptables.iptables_rules(egress.default_rules(), net)
     assert "-d 172.30.0.5/32 -p tcp --dport 8081 -m comment --comment binderspawner:hub-api -j RETURN" in [
         " ".join(s) for s in r.forward]
 
@@ -348,9 +354,9 @@ def test_network_policy_with_admin_rules():
         egress.rule("all-udp", "allow", "0.0.0.0/0", "udp"),
     ], remove=["git"])
     manifest = egress.network_policy(
-    rules, hub_port=8000, pod_selector={
-        "matchLabels": {
-            "app": "jupyterhub"}})
+        rules, hub_port=8000, pod_selector={
+            "matchLabels": {
+                "app": "jupyterhub"}})
     kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
     egress_rules = manifest["spec"]["egress"]
     assert egress_rules[0] == {"to": [{"ipBlock": {"cidr": "10.1.2.3/32"}}],
@@ -367,3 +373,60 @@ def test_an_allow_shadowed_by_an_earlier_deny_is_left_out():
     rules = (egress.rule("no-10", "deny", "10.0.0.0/8"),
              egress.rule("db", "allow", "10.1.2.3/32", "tcp", (5432,)))
     assert egress.network_policy(rules)["spec"]["egress"] == []
+
+
+# --- the policy table, builds, hardening ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ip, protocol, port, where, expected", [
+    ("172.30.0.1", "tcp", 8081, "hub", ("allow", "hub-api")),
+    ("172.30.0.1", "tcp", 22, "host", ("deny", "default-deny")),
+    ("172.30.0.1", "udp", 53, "host", ("deny", "default-deny")),  # 'host' is never a CIDR match
+    ("169.254.169.254", "tcp", 80, "", ("deny", "metadata")),
+    ("169.254.169.254", "udp", 53, "", ("deny", "metadata")),
+    ("10.1.2.3", "udp", 53, "", ("allow", "dns")),
+    ("10.1.2.3", "tcp", 443, "", ("deny", "private-1")),
+    ("100.64.0.9", "tcp", 80, "", ("deny", "private-2")),
+    ("192.168.1.1", "tcp", 9418, "", ("deny", "private-6")),
+    ("198.51.100.2", "tcp", 443, "", ("allow", "web")),
+    ("198.51.100.2", "tcp", 9418, "", ("allow", "git")),
+    ("198.51.100.2", "tcp", 8080, "", ("deny", "default-deny")),
+    ("198.51.100.2", "udp", 443, "", ("deny", "default-deny")),
+])
+def test_policy_table(ip, protocol, port, where, expected):
+    assert egress.decide(egress.default_rules(), ip, protocol, port, to_host=bool(where),
+                         to_hub=where == "hub") == expected
+
+
+def test_build_rules_deny_the_hub_and_keep_the_index_rules():
+    p = egress.EgressPolicy(build_extra_rules=[{"name": "devpi", "action": "allow", "to": "10.1.2.4/32",
+                                                "protocol": "tcp", "ports": [3141]}],
+                            build_remove_rules=["git"])
+    rules = p.build_rules()
+    assert egress.decide(rules, "172.17.0.1", "tcp", 8081, to_host=True, to_hub=True) == ("deny", "hub-api")
+    assert egress.decide(rules, "10.1.2.4", "tcp", 3141) == ("allow", "devpi")
+    assert egress.decide(rules, "10.1.2.5", "tcp", 3141) == ("deny", "private-1")
+    assert egress.decide(rules, "198.51.100.2", "tcp", 443) == ("allow", "web")
+    assert egress.decide(rules, "198.51.100.2", "tcp", 9418) == ("deny", "default-deny")
+    assert egress.decide(p.rules(), "198.51.100.2", "tcp", 9418) == ("allow", "git")  # servers unchanged
+    net = iptables.DockerNetwork(id="fedcba9876543210", bridge="docker0", subnet="172.17.0.0/16",
+                                 hub_ip="172.17.0.1", hub_port=8081)
+    r = iptables.iptables_rules(rules, net)
+    assert r.jumps[0] == ("DOCKER-USER", ("-i", "docker0", "-j", "BSPAWN-FWD-fedcba987654"))
+    assert ("-d 172.17.0.1/32 -p tcp --dport 8081 -m comment --comment binderspawner:hub-api -j REJECT "
+            "--reject-with icmp-admin-prohibited") in [" ".join(s) for s in r.input]
+
+
+def test_the_default_bridge_is_accepted_for_builds_only():
+    attrs = {"Name": "bridge", "Id": "ab" * 32, "Driver": "bridge", "IPAM": {"Config": [{"Subnet": "172.17.0.0/16"}]},
+             "Options": {"com.docker.network.bridge.name": "docker0"}}
+    with pytest.raises(FirewallError, match="network_name"):
+        describe_network(attrs, "127.0.0.1", 8081)
+    net = describe_network(attrs, "127.0.0.1", 8081, default_bridge=True)
+    assert (net.bridge, net.subnet, net.hub_on_host) == ("docker0", "172.17.0.0/16", True)
+
+
+def test_user_containers_drop_net_raw_and_setuid_gains():
+    assert harden({}) == {"cap_drop": ["NET_RAW"], "security_opt": ["no-new-privileges"]}
+    assert harden({"cap_drop": ["SYS_ADMIN"], "security_opt": ["no-new-privileges"]}) == {
+        "cap_drop": ["SYS_ADMIN", "NET_RAW"], "security_opt": ["no-new-privileges"]}

@@ -1,5 +1,8 @@
 """Pure parts of culling, cleanup and the image cache (no hub, no Docker)."""
 
+import json
+import os
+import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 
@@ -92,10 +95,80 @@ def test_launch_log(tmp_path):
 def test_orphans():
     containers = [("c1", "alice", ""), ("c2", "bob", "x"), ("c3", "carol", "")]
     assert cleanup.orphan_containers(containers, {("alice", ""), ("bob", "")}) == ["c2", "c3"]
-    env = {cleanup.ENV_HUB_ID: "hub-1", cleanup.ENV_HUB_PID: "100"}
-    assert cleanup.is_orphan_build(env, "hub-1", 200)
-    assert not cleanup.is_orphan_build(env, "hub-1", 100)
-    assert not cleanup.is_orphan_build(env, "hub-2", 200)
+
+
+def test_build_state_trusts_pid_and_start_time_together():
+    starts = {10: 500, 20: 900}.get
+    record = {"pid": 10, "start": 500, "hub_pid": 20, "hub_start": 900}
+    assert cleanup.build_state(record, 20, starts) == "running"
+    assert cleanup.build_state(record, 21, starts) == "orphaned"  # another hub process now
+    assert cleanup.build_state({**record, "hub_start": 899}, 20, starts) == "orphaned"  # pid reused
+    assert cleanup.build_state({**record, "start": 499}, 20, starts) == "ended"  # build pid reused
+    assert cleanup.build_state({**record, "start": None}, 20, starts) == "ended"
+
+
+def _sleeper(env=None):
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True,
+                            env={**os.environ, **(env or {})})
+
+
+def test_cleanup_kills_only_recorded_orphans_and_removes_only_scratch_children(tmp_path):
+    lifecycle = tmp_path / "lifecycle"
+    root = lifecycle / "build-tmp"
+    root.mkdir(parents=True)
+    victim = tmp_path / "host-dir"  # a directory a user server names: it must survive
+    victim.mkdir()
+    (victim / "keep").write_text("x")
+    (root / "evil-link").symlink_to(victim)
+    scratch = root / "build-orphan"
+    scratch.mkdir()
+    # a process that only claims to be a build (its environment names the victim): never touched
+    claimer = _sleeper({cleanup.ENV_HUB_ID: cleanup.default_hub_id(str(lifecycle)),
+                        cleanup.ENV_HUB_PID: "1", cleanup.ENV_BUILD_TMP: str(victim)})
+    orphan = _sleeper()
+    dead_hub = subprocess.Popen(["true"])
+    dead_hub.wait()
+    try:
+        records = lifecycle / "builds"
+        records.mkdir()
+        (records / "orphan.json").write_text(json.dumps({
+            "pid": orphan.pid, "start": cleanup.process_start(orphan.pid), "hub_pid": dead_hub.pid,
+            "hub_start": 1, "scratch": str(scratch)}))
+        (records / "outside.json").write_text(json.dumps({  # a record naming a path outside the root
+            "pid": dead_hub.pid, "start": 1, "hub_pid": dead_hub.pid, "hub_start": 1,
+            "scratch": str(victim)}))
+        (records / "link.json").write_text(json.dumps({
+            "pid": dead_hub.pid, "start": 1, "hub_pid": dead_hub.pid, "hub_start": 1,
+            "scratch": str(root / "evil-link")}))
+        assert set(cleanup.our_builds(str(lifecycle))) == {orphan.pid}
+        killed = cleanup.kill_orphan_builds(str(lifecycle), os.getpid())
+        assert killed == {orphan.pid}
+        assert orphan.wait(10) == -9
+        assert claimer.poll() is None
+        assert not scratch.exists() and (victim / "keep").exists() and os.listdir(records) == []
+        assert cleanup.remove_build_scratch(str(lifecycle), os.getpid(), min_age=0) == []
+        assert (victim / "keep").exists() and (root / "evil-link").is_symlink()
+    finally:
+        for proc in (claimer, orphan):
+            proc.kill()
+            proc.wait()
+
+
+def test_live_builds_of_this_hub_keep_their_scratch(tmp_path):
+    lifecycle = tmp_path / "lifecycle"
+    (lifecycle / "build-tmp" / "build-live").mkdir(parents=True)
+    (lifecycle / "build-tmp" / "build-old").mkdir()
+    build = _sleeper()
+    try:
+        cleanup.write_build_record(str(lifecycle / "builds" / "live.json"), build.pid,
+                                   str(lifecycle / "build-tmp" / "build-live"))
+        assert cleanup.kill_orphan_builds(str(lifecycle), os.getpid()) == set()
+        assert build.poll() is None
+        removed = cleanup.remove_build_scratch(str(lifecycle), os.getpid(), min_age=0)
+        assert removed == [str(lifecycle / "build-tmp" / "build-old")]
+    finally:
+        build.kill()
+        build.wait()
 
 
 def test_cleanup_service_command():
