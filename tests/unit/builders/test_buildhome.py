@@ -13,7 +13,7 @@ def test_build_tools_get_a_private_home(tmp_path, monkeypatch):
     os.mkdir(home, 0o700)
     request = SimpleNamespace(resolved=SimpleNamespace(source=SimpleNamespace(content_provider="Git")),
                               env={"TMPDIR": str(tmp_path)}, credentials=None, labels={})
-    env = Repo2DockerBuilder().environment(request, home)
+    env = Repo2DockerBuilder().environment(request, home=home)
     assert env["HOME"] == home and env["DOCKER_CONFIG"] == os.path.join(home, ".docker")
     assert env["PYTHONNOUSERSITE"] == "1"
     assert env["XDG_CONFIG_HOME"].startswith(home) and env["XDG_CACHE_HOME"].startswith(home)
