@@ -16,6 +16,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from traitlets import Float, List, TraitError, Unicode, validate
 
+from binderspawner import messages
 from binderspawner.errors import LaunchError
 from binderspawner.launch.options import validate_ref
 from binderspawner.providers.base import FULL_SHA, RepoProvider, RepoSource, ResolvedRepo
@@ -212,13 +213,16 @@ class GitProvider(RepoProvider):
         return ResolvedRepo(source, ref, sha, description)
 
     async def _lookup(self, source, ref, credentials):
-        if ref and FULL_SHA.match(ref.lower()):
-            # Any commit can be asked for by its sha; the lookup is the access check.
-            await self._git(source, "ls-remote", "--", source.fetch_url, "HEAD", credentials=credentials)
-            return ref.lower(), f"commit {ref[:12]}"
         output = await self._git(source, "ls-remote", "--symref", "--", source.fetch_url,
                                  credentials=credentials)
         refs, head = parse_ls_remote(output)
+        if ref and FULL_SHA.match(ref.lower()):
+            # Any commit can be asked for by its sha: the lookup is the access check, and a sha
+            # that is no tip is fetched alone (no trees, no blobs), so a missing one builds nothing.
+            sha = ref.lower()
+            if sha not in refs.values() and not await self._commit_exists(source, sha, credentials):
+                raise LaunchError(messages.commit_not_found(source.display_name, ref), field="ref")
+            return sha, f"commit {ref[:12]}"
         picked = pick_commit(refs, head, ref)
         if picked is None and ref and SHORT_SHA.match(ref):
             picked = await self._resolve_short_sha(source, ref.lower(), credentials)
@@ -226,9 +230,24 @@ class GitProvider(RepoProvider):
             raise LaunchError(f"{source.display_name} has no default branch. Give a branch, tag or "
                               "commit as the ref.", field="ref")
         if picked is None:
-            raise LaunchError(f"{source.display_name} has no branch, tag or commit {ref!r}. Check the "
-                              "spelling, or give a full commit sha.", field="ref")
+            raise LaunchError(messages.ref_not_found(source.display_name, ref), field="ref")
         return picked
+
+    async def _commit_exists(self, source, sha, credentials):
+        """Whether the repository has commit ``sha``: fetch that one commit without trees or
+        blobs; a server that refuses fetches by sha gets the commit-graph fetch instead."""
+        workdir = tempfile.mkdtemp(prefix="binderspawner-resolve-")
+        try:
+            await self._git(source, "init", "--quiet", "--bare", workdir)
+            try:
+                await self._git(source, "-C", workdir, "fetch", "--quiet", "--depth=1", "--filter=tree:0",
+                                "--no-tags", "--", source.fetch_url, sha, credentials=credentials)
+                return True
+            except LaunchError:
+                pass
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return await self._resolve_short_sha(source, sha, credentials) is not None
 
     async def _resolve_short_sha(self, source, prefix, credentials):
         """A short sha that is no branch tip: fetch the commit graph only (no trees, no blobs)."""
