@@ -66,6 +66,14 @@ def server_not_started(repository, reason):
                         f"Docker said: {reason}")
 
 
+def server_silent(repository, timeout):
+    """The container runs but nothing answers: the start-up hangs or listens elsewhere."""
+    return with_details(
+        f"The server of {repository} did not answer within {timeout:g} s: its 'start' script or "
+        "Dockerfile CMD must run the command it is given (jupyterhub-singleuser) without waiting "
+        "for anything first.", "The container was running but did not answer on its port.")
+
+
 def lfs_not_fetched(repository, reason):
     return with_details(
         f"The Git LFS files of {repository} could not be downloaded, so they hold LFS pointer text "

@@ -18,3 +18,8 @@ if settings["buildpacks"] == "venv":
     venv = make_venv_buildpack(settings["server_requirements"], settings["extra_ca_bundle"])
     c.Repo2Docker.buildpacks = [LegacyBinderDockerBuildPack, DockerBuildPack, venv]
     c.Repo2Docker.default_buildpack = venv
+# Git LFS files are downloaded right after the clone (builders/lfs.py), or the build log says why not.
+from binderspawner.builders.lfs import with_lfs  # noqa: E402
+
+c.Repo2Docker.content_providers = [with_lfs(cp) if cp is contentproviders.Git else cp
+                                   for cp in c.Repo2Docker.content_providers]

@@ -7,6 +7,7 @@ from dockerspawner import DockerSpawner
 from traitlets import default
 
 from binderspawner.dockerhost import limits as isolation
+from binderspawner.dockerhost import startup
 from binderspawner.services.cleanup import LABEL_HUB
 from binderspawner.spawner import BinderSpawnerMixin
 
@@ -27,8 +28,12 @@ class DockerBinderSpawner(BinderSpawnerMixin, DockerSpawner):
 
     async def start(self):
         started = await super().start()
+        await startup.wait_until_answering(self, started, self._report)  # exited: fails in seconds
         isolation.limit_cpu_when_up(self, started)  # with ResourcePolicy.startup_cpu_grace only
         return started
+
+    async def start_object(self):
+        await startup.start_container(self, super().start_object)  # refused: says why
 
     async def poll(self):
         status = await super().poll()
