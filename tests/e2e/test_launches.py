@@ -19,6 +19,7 @@ from tests.conftest import ARTIFACTS, serving
 from tests.support import procs
 from tests.support.gitserver import GitServer, git
 from tests.support.hub import Hub
+from tests.support.lfsserver import DATA, LfsServer, add_lfs_repo
 
 EXTRA = """
 from binderspawner.web.handlers import binder_handlers, TEMPLATE_PATH
@@ -177,6 +178,28 @@ def test_image_without_jupyterhub_singleuser_fails_saying_so(lhub, repos):
     assert r.status_code == 422, r.text
     assert "jupyterhub-singleuser" in r.json()["message"]
     assert user_containers(lhub, "nosu1") == [] and user_containers(lhub, "nosu2") == []
+
+
+# 4. Git LFS ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def lfs_server(tmp_path_factory):
+    server = LfsServer(str(tmp_path_factory.mktemp("i15lfs"))).start()
+    yield server
+    server.stop()
+
+
+def test_lfs_files_are_in_the_launched_server(lhub, git_server, lfs_server):
+    name = f"i15-lfs-{uuid.uuid4().hex[:6]}"
+    url = add_lfs_repo(git_server, lfs_server, name, files={"Dockerfile": SERVER_IMAGE})
+    assert git("show", "HEAD:data.csv", cwd=workdir(git_server, url)).startswith("version https://git-lfs")
+    events = launched(lhub, "lfs", {"repo": url})
+    assert any("Fetched 1 Git LFS file(s) (*.csv): data.csv" in e.get("message", "") for e in events), events
+    try:
+        r = lhub.server_get("lfs", "api/contents/data.csv?content=1&format=text")
+        assert r.status_code == 200 and r.json()["content"] == f"{DATA}{name}\n"
+    finally:
+        lhub.stop_server("lfs")
 
 
 # 1, 2 and 3 in a browser ------------------------------------------------------------------------------

@@ -8,26 +8,9 @@ import pytest
 
 from binderspawner.builders import lfs
 from binderspawner.providers.git import git_environment
-from tests.support.gitserver import GIT_ENV, GitServer, git
-from tests.support.lfsserver import LfsServer
+from tests.support.gitserver import GitServer, git
+from tests.support.lfsserver import DATA, LfsServer, add_lfs_repo
 
-DATA = "x,y\n" + "".join(f"{i},{i * i}\n" for i in range(200))
-
-
-def add_lfs_repo(git_server, lfs_server, name, lfs_url=None):
-    """A repository whose data.csv is stored in LFS (pushed to ``lfs_server``)."""
-    git_server.add_repo(name, files={
-        ".gitattributes": "*.csv filter=lfs diff=lfs merge=lfs -text\n",
-        ".lfsconfig": f"[lfs]\n\turl = {lfs_url or lfs_server.url(name)}\n"})
-    work = os.path.join(git_server.work, name)
-    with open(os.path.join(work, "data.csv"), "w") as f:
-        f.write(DATA)
-    run = dict(cwd=work, env=GIT_ENV, check=True, capture_output=True, text=True)
-    subprocess.run(["git", *lfs.LFS_CONFIG, "add", "data.csv"], **run)
-    subprocess.run(["git", *lfs.LFS_CONFIG, "commit", "-q", "-m", "data in LFS"], **run)
-    subprocess.run(["git", *lfs.LFS_CONFIG, "lfs", "push", "--all", "origin"], **run)
-    subprocess.run(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], **run)
-    return git_server.url(name)
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +41,12 @@ def test_lfs_files_are_fetched_after_the_clone(servers, tmp_path):
     lines = lfs.fetch(checkout, env)
     assert read(checkout) == DATA
     assert lines == ["Fetched 1 Git LFS file(s) (*.csv): data.csv"]
-    assert git("status", "--porcelain", cwd=checkout) == ""
+    assert git(*lfs.LFS_CONFIG, "status", "--porcelain", cwd=checkout) == ""
 
 
 def test_objects_missing_on_the_server_are_reported(servers, tmp_path):
     git_server, lfs_server = servers
-    url = add_lfs_repo(git_server, lfs_server, "elsewhere", lfs_url=lfs_server.url("elsewhere") + "-gone")
-    # the objects went to '...-gone'; now point .lfsconfig at the (empty) right name
-    git_server.commit("elsewhere", {".lfsconfig": f"[lfs]\n\turl = {lfs_server.url('empty')}\n"})
+    url = add_lfs_repo(git_server, lfs_server, "unpushed", push_objects=False)
     checkout, env = clone(url, tmp_path)
     with pytest.raises(lfs.LfsNotFetched) as info:
         lfs.fetch(checkout, env)
@@ -75,8 +56,8 @@ def test_objects_missing_on_the_server_are_reported(servers, tmp_path):
 
 def test_an_lfs_server_on_another_host_is_not_used(servers, tmp_path):
     git_server, lfs_server = servers
-    url = add_lfs_repo(git_server, lfs_server, "otherhost")
-    git_server.commit("otherhost", {".lfsconfig": "[lfs]\n\turl = http://localhost:9/tests/x\n"})
+    url = add_lfs_repo(git_server, lfs_server, "otherhost", lfs_url="http://localhost:9/tests/x",
+                       push_objects=False)
     checkout, env = clone(url, tmp_path)
     with pytest.raises(lfs.LfsNotFetched) as info:
         lfs.fetch(checkout, env)
