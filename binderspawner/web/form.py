@@ -52,7 +52,8 @@ FORM = """
   var base = window.location.origin + "__BASE__";
   var SPEC = /^(gh|gl|git|gist|zenodo|figshare|dataverse|hydroshare|ckan)\\/\\S+$/;
   var URL_RE = /^(https?|git):\\/\\/[^\\s\\/@]+\\/\\S+$/;
-  var REF_RE = /^[A-Za-z0-9_][A-Za-z0-9._\\/+@-]*$/;
+  // git-check-ref-format's rules (the hub checks them too, with git's reason)
+  var REF_RE = /^(?!-)(?!.*(\\.\\.|@\\{|\\/\\/|\\/\\.|\\.lock\\/|\\.lock$|[.\\/]$))(?!\\.)(?!\\/)(?!@$)[^\\x00-\\x20\\x7f~^:?*\\[\\\\]+$/;
   function field(name) { return document.getElementById("binder-" + name); }
   function showError(name, message) {
     var input = field(name), box = field(name + "-error");
@@ -74,9 +75,9 @@ FORM = """
     if (!SPEC.test(repo) && !URL_RE.test(repo))
       return ["repo", "This is not a repository URL: use https://, http:// or git:// with a host and a path, " +
                       "or a Binder spec such as gh/org/repo/main."];
-    if (ref && (!REF_RE.test(ref) || ref.indexOf("..") >= 0))
-      return ["ref", "A ref may only contain letters, digits and . _ / + @ - (a branch, tag or commit sha)."];
-    if (urlpath && (/\\s|\\\\|:\\/\\//.test(urlpath)))
+    if (ref && !REF_RE.test(ref))
+      return ["ref", "This is not a ref git accepts (no spaces, ~ ^ : ? * [ \\\\ or '..'): give a branch, tag or commit sha."];
+    if (urlpath && (/[\\x00-\\x1f\\x7f]|\\\\|:\\/\\//.test(urlpath)))
       return ["urlpath", "Give a path inside the server, such as lab/tree/index.ipynb."];
     return null;
   }
