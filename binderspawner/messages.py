@@ -29,6 +29,16 @@ def ref_not_found(repository, ref):
             "commit sha.")
 
 
+def repository_not_found(repository):
+    # Missing and private repositories get the same answer, so private names do not leak.
+    return (f"Repository {repository} was not found, or you do not have access to it. Check the URL, "
+            "or log in with an account that can read it.")
+
+
+def host_unreachable(repository):
+    return f"Could not reach the host of {repository}. Check the URL, or try again later."
+
+
 def commit_not_found(repository, sha):
     return (f"{repository} has no commit {sha!r}. Check the sha (it may be from another repository or "
             "a branch that was force-pushed), or give a branch or tag.")

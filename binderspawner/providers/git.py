@@ -293,8 +293,6 @@ class GitProvider(RepoProvider):
         unreachable = ("Could not resolve host", "Connection refused", "Failed to connect",
                        "timed out", "unable to connect", "Network is unreachable")
         if any(text.lower() in stderr.lower() for text in unreachable):
-            return LaunchError(f"Could not reach the host of {source.display_name}. Check the URL, "
-                               "or try again later.", field="repo", status=502)
+            return LaunchError(messages.host_unreachable(source.display_name), field="repo", status=502)
         # Missing and private repositories get the same answer, so private names do not leak.
-        return LaunchError(f"Repository {source.display_name} was not found, or you do not have "
-                           "access to it.", field="repo", status=404)
+        return LaunchError(messages.repository_not_found(source.display_name), field="repo", status=404)
