@@ -50,7 +50,9 @@ def _tail(lines):
 
 def server_exited(repository, exit_code, last_lines):
     """The container stopped before the server answered: the repository's start-up is broken."""
-    if exit_code == 127:
+    if exit_code is None:
+        hint = "its container disappeared; launch it again, and tell the hub admin if it happens again"
+    elif exit_code == 127:
         hint = ("the image has no 'jupyterhub-singleuser' command: install the 'jupyterhub' "
                 "package in the repository's environment (e.g. in requirements.txt)")
     else:

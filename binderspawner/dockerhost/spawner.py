@@ -39,6 +39,8 @@ class DockerBinderSpawner(BinderSpawnerMixin, DockerSpawner):
         status = await super().poll()
         if status is None:
             await isolation.ensure_cpu_limit(self)
+        elif self.remove and self.container_id:
+            await self.remove_object()  # Docker's auto_remove is off (see create_object)
         return status
 
     async def create_object(self):
@@ -52,6 +54,7 @@ class DockerBinderSpawner(BinderSpawnerMixin, DockerSpawner):
         create["labels"][LABEL_HUB] = self.lifecycle.hub_id  # cleanup finds this hub's containers by it
         for key, value in isolation.docker_limits(self, create["labels"]).items():
             host.setdefault(key, value)
+        host["auto_remove"] = False  # an exited server's log is read first (startup.py); poll() removes it
         self.extra_create_kwargs, self.extra_host_config = create, host
         try:
             return await super().create_object()

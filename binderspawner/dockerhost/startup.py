@@ -41,12 +41,15 @@ async def _exited(spawner):
     """Whether the container has stopped (DockerSpawner's state only: the spawner's own poll()
     would apply the CPU limit during the start-up grace)."""
     container = await spawner.get_object()
-    return container is not None and not container["State"]["Running"]
+    return container is None or not container["State"]["Running"]
 
 
 async def exit_details(spawner):
     """(exit code, last lines of output) of the spawner's stopped container."""
-    state = (await spawner.docker("inspect_container", spawner.container_id))["State"]
+    try:
+        state = (await spawner.docker("inspect_container", spawner.container_id))["State"]
+    except docker.errors.NotFound:
+        return None, ["(the container was removed before its output could be read)"]
     try:
         raw = await spawner.docker("logs", spawner.container_id, stdout=True, stderr=True,
                                    tail=LOG_LINES)
@@ -61,7 +64,7 @@ async def exit_details(spawner):
 
 async def fail_exited(spawner):
     """Read why the container stopped, remove it, and raise the LaunchError for the user."""
-    code, lines = await exit_details(spawner)
+    code, lines = await exit_details(spawner) if spawner.container_id else (None, [])
     spawner.log.warning("Server container %s exited with %s before it answered:\n%s",
                         spawner.container_name, code, "\n".join(lines))
     await spawner.remove_object()
