@@ -258,7 +258,8 @@ class Repo2DockerBuilder(Builder):
                   else f"failed (repo2docker exit code {status})")
         last = "\n".join(tail) or "(no output)"
         raise BuildFailed(f"Building {source.display_name} at {request.resolved.version[:12]} "
-                          f"{reason}. Last lines of the build log:\n{last}")
+                          f"{reason}. Last lines of the build log:\n{last}",
+                          status=504 if status is None else 422)  # 422: the repository's steps failed
 
 
 def relay_log_line(raw, tail, emit):
