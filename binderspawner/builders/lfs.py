@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 from binderspawner import messages
 
 # Config that turns git-lfs on for this command only (no global 'git lfs install').
-LFS_CONFIG = ("-c", "filter.lfs.smudge=git-lfs smudge -- %f", "-c", "filter.lfs.process=git-lfs filter-process",
+LFS_CONFIG = ("-c", "filter.lfs.smudge=git-lfs smudge -- %f",
+              "-c", "filter.lfs.process=git-lfs filter-process",
               "-c", "filter.lfs.clean=git-lfs clean -- %f", "-c", "filter.lfs.required=true")
 _LFS_ATTRIBUTE = re.compile(r"(^|\s)filter=lfs(\s|$)")
 

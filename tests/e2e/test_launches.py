@@ -235,7 +235,7 @@ def test_link_with_escaped_ref_and_spaced_path_lands_on_the_file(lhub, repos, br
     assert "issue%237147" in url
     try:
         login(page, lhub, "bella", url)
-        page.wait_for_url(re.compile(r".*/user/bella/[^/]+/lab/tree/Tutorials/Signals%20-%20Sampling\.ipynb.*"),
+        page.wait_for_url(re.compile(r".*/user/bella/[^/]+/lab/tree/Tutorials/Signals%20-%20Sampling\.ipynb"),
                           timeout=600_000)
         page.wait_for_selector(".lm-TabBar-tab:has-text('Signals - Sampling.ipynb')", timeout=120_000)
         shot(page, "1-spaced-path")

@@ -12,7 +12,6 @@ from tests.support.gitserver import GitServer, git
 from tests.support.lfsserver import DATA, LfsServer, add_lfs_repo
 
 
-
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
     git_server = GitServer(str(tmp_path_factory.mktemp("lfsgit"))).start()

@@ -14,7 +14,8 @@ from .net import free_port, wait_for_port
 # given object id), and no pre-authorized (JWT) actions.
 DATA = "x,y\n" + "".join(f"{i},{i * i}\n" for i in range(200))
 # The same config as binderspawner.builders.lfs.LFS_CONFIG: git-lfs on for one command.
-LFS_CONFIG = ("-c", "filter.lfs.smudge=git-lfs smudge -- %f", "-c", "filter.lfs.process=git-lfs filter-process",
+LFS_CONFIG = ("-c", "filter.lfs.smudge=git-lfs smudge -- %f",
+              "-c", "filter.lfs.process=git-lfs filter-process",
               "-c", "filter.lfs.clean=git-lfs clean -- %f", "-c", "filter.lfs.required=true")
 
 CONFIG = """AUTH_PROVIDERS:

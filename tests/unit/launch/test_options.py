@@ -235,7 +235,8 @@ def test_urlpath_that_is_a_url(urlpath):
 
 
 @pytest.mark.parametrize("urlpath", ["lab\\tree", "\\\\evil.example\\share", "lab\ttree", "lab\x00",
-                                     "lab\r\nSet-Cookie: x=y", "lab\x7f", "lab/%0d%0aSet-Cookie:x", "lab/%00"])
+                                     "lab\r\nSet-Cookie: x=y", "lab\x7f", "lab/%0d%0aSet-Cookie:x",
+                                     "lab/%00"])
 def test_urlpath_with_backslash_or_control_characters(urlpath):
     error = launch_error(normalize_urlpath, urlpath)
     assert error.field == "urlpath"
