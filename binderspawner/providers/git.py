@@ -184,7 +184,7 @@ class GitProvider(RepoProvider):
                                   "URL-escaped ('/' as %2F), as in git/https%3A%2F%2Fexample.org%2Frepo.git/main.",
                                   field="repo")
             try:
-                ref = validate_ref(ref or None)
+                ref = validate_ref(unquote(ref) or None)  # escaped in a spec, as in BinderHub
                 url = parse_git_url(unquote(escaped), allowed_schemes=self.allowed_schemes,
                                     allowed_hosts=self.allowed_hosts)
             except LaunchError as e:
