@@ -125,6 +125,17 @@ class BenchHub(Hub):
         result["image"] = image_of(result)
         return result
 
+    def containers(self, **filters):
+        """This run's containers; one removed while Docker lists them (docker-py inspects each
+        after listing, and other launches come and go) just means asking again."""
+        for attempt in range(5):
+            try:
+                return super().containers(**filters)
+            except docker.errors.NotFound:
+                if attempt == 4:
+                    raise
+                time.sleep(0.2)
+
     def container_started_after(self, result):
         """Seconds from the launch's POST until Docker started the user's container (State.StartedAt)."""
         user = result["user"]
@@ -178,7 +189,9 @@ def cached_steps(result):
 
 def other_containers(client, run_id):
     """Running containers that are not this run's: a sign of concurrent load (e.g. the test suite)."""
-    return len([c for c in client.containers.list() if run_id not in c.name])
+    # sparse: no per-container inspect, so a container removed meanwhile cannot fail the listing
+    return len([c for c in client.containers.list(sparse=True)
+                if not any(run_id in name for name in c.attrs.get("Names", []))])
 
 
 def measure_cold_builds(binder, git, report):
@@ -218,19 +231,33 @@ def measure_cached(binder, plain, git, n, report, client, run_id):
         hub.stop_and_wait("warm")
     a, b, found, others = [], [], [], []
     started = {"binder": [], "plain": []}  # POST -> container started
+    lost = []  # rounds where a container vanished mid-round (concurrent load): reported, not counted
     for i in range(n):
         others.append(other_containers(client, run_id))
-        for name, hub, opts, series in (("binder", binder, options, a), ("plain", plain, {}, b)):
-            result = hub.timed_launch("cached", opts)
-            if hub is binder:
-                text = "\n".join(messages(result))
-                assert "Found image" in text and "[building]" not in text, "cached launch built"
-                found.append(result["found"])
-            series.append(result["ready"])
-            started[name].append(hub.container_started_after(result))
-            log(f"  round {i + 1}/{n} {name}: {result['ready']:.2f} s "
-                f"(container started after {started[name][-1]:.2f} s)")
-            hub.stop_and_wait("cached")
+        round_ = {}
+        try:
+            for name, hub, opts in (("binder", binder, options), ("plain", plain, {})):
+                result = hub.timed_launch("cached", opts)
+                if hub is binder:
+                    text = "\n".join(messages(result))
+                    assert "Found image" in text and "[building]" not in text, "cached launch built"
+                round_[name] = (result["ready"], hub.container_started_after(result), result["found"])
+                log(f"  round {i + 1}/{n} {name}: {result['ready']:.2f} s "
+                    f"(container started after {round_[name][1]:.2f} s)")
+                hub.stop_and_wait("cached")
+        except docker.errors.NotFound as e:
+            log(f"  round {i + 1}/{n}: a container vanished mid-round ({e}); round left out")
+            lost.append({"round": i + 1, "error": str(e)})
+            for hub in (binder, plain):
+                try:
+                    hub.stop_and_wait("cached")
+                except Exception as stop_error:  # noqa: BLE001 - already gone is fine here
+                    log(f"  (stopping after the lost round: {stop_error})")
+            continue
+        for name, series in (("binder", a), ("plain", b)):
+            series.append(round_[name][0])
+            started[name].append(round_[name][1])
+        found.append(round_["binder"][2])
     # Everything Binder adds happens before the container starts; from container start to ready
     # both hubs run the same code on the same image (and JupyterHub's jittered readiness poll).
     added = statistics.median(started["binder"]) - statistics.median(started["plain"])
@@ -252,6 +279,7 @@ def measure_cached(binder, plain, git, n, report, client, run_id):
         "median_pre_spawn": statistics.median(found),
         "binder_min": min(a), "plain_min": min(b),
         "other_containers_per_round": others,
+        "lost_rounds": lost,
     }
 
 

@@ -25,10 +25,13 @@ class LaunchError(HTTPError):
 
 
 class BuildFailed(LaunchError):
-    """repo2docker (or another builder) could not build the image."""
+    """repo2docker (or another builder) could not build the image.
 
-    def __init__(self, message):
-        super().__init__(message, status=500)
+    ``status`` says whose fault it is: 422 when the repository's own build steps failed, 5xx for the
+    hub's (registry, build pods, time limits)."""
+
+    def __init__(self, message, status=500):
+        super().__init__(message, status=status)
 
 
 class RepositoryRefused(BuildFailed):
@@ -36,5 +39,4 @@ class RepositoryRefused(BuildFailed):
     decided from its files before any build starts."""
 
     def __init__(self, message):
-        super().__init__(message)
-        self.status_code = 422
+        super().__init__(message, status=422)

@@ -19,9 +19,13 @@ for dir in examples/*/; do
   git clone -q --bare "$work" "$repos/$name.git"
   rm -rf "$work"
 done
-git daemon --reuseaddr --export-all --base-path="$repos" --listen=127.0.0.1 --port="$GIT_PORT" "$repos" &
+# git-daemon itself, not the 'git daemon' wrapper: the wrapper runs it as a child that outlives it.
+"$(git --exec-path)/git-daemon" --reuseaddr --export-all --base-path="$repos" --listen=127.0.0.1 \
+  --port="$GIT_PORT" "$repos" &
 git_pid=$!
-trap 'kill $git_pid 2>/dev/null' EXIT
+trap 'kill $git_pid 2>/dev/null; wait $git_pid 2>/dev/null' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 export BINDERSPAWNER_ALLOWED_HOSTS=${BINDERSPAWNER_ALLOWED_HOSTS:-127.0.0.1,github.com,gitlab.com}
 cat <<MSG

@@ -14,6 +14,7 @@ log() { echo "provision: $*" >&2; }
 
 need_apt=()
 command -v git >/dev/null || need_apt+=(git)
+command -v git-lfs >/dev/null || need_apt+=(git-lfs)  # Git LFS files of launched repositories (builders/lfs.py)
 command -v iptables >/dev/null || need_apt+=(iptables)
 command -v ip >/dev/null || need_apt+=(iproute2)  # egress tests: network namespaces, veths
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)

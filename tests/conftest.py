@@ -11,11 +11,15 @@ import shutil
 import docker
 import pytest
 
-from tests.support.apifixtures import ApiFixtures
-from tests.support.gitserver import GitServer
-from tests.support.hub import Hub
+from tests.support import procs
 
-from tests.support import EXAMPLES, ROOT
+procs.session_id()  # every process the tests start from here on carries this session's marker
+
+from tests.support.apifixtures import ApiFixtures  # noqa: E402
+from tests.support.gitserver import GitServer  # noqa: E402
+from tests.support.hub import Hub  # noqa: E402
+
+from tests.support import EXAMPLES, ROOT  # noqa: E402
 
 ARTIFACTS = os.path.join(ROOT, "test-artifacts")
 
@@ -94,3 +98,20 @@ def _remove_test_images(client, prefix):
                 client.images.remove(image.id, force=True)
             except docker.errors.APIError:
                 pass
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Nothing the tests started may outlive them (every fixture has been torn down by now): list
+    what is left, stop it, and fail the run. The Docker engine is not the tests' to stop."""
+    left = procs.of_session()
+    if not left:
+        return
+    lines = "\n".join(f"  pid {pid}: {cmd[:200]}" for pid, cmd in left)
+    procs.stop(left)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    message = f"Processes started by the tests were still running at the end (now stopped):\n{lines}"
+    if reporter:
+        reporter.write_line(message, red=True)
+    else:
+        print(message)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -7,6 +7,7 @@ checkout, so a hostile ``runtime.txt -> /etc/shadow`` is refused, not printed), 
 copy. The clone itself is providers.git.checkout, the one way this package clones.
 """
 
+import asyncio
 import os
 import shutil
 import tempfile
@@ -14,6 +15,7 @@ import tempfile
 from binderspawner import messages
 from binderspawner.builders.environment import (BINDER_DIRS, ENV_FILES, ROOT_ONLY_FILES,
                                                 EnvironmentRefused, RepoFiles, nested_requirements)
+from binderspawner.builders import lfs
 from binderspawner.providers import git
 from binderspawner.providers.git import CheckoutFailed
 
@@ -29,14 +31,24 @@ async def fetch_checkout(fetch_url, commit, dest, *, rules, credentials=None, di
     ``credentials`` offered to ``fetch_url`` alone, submodules without them); history and tags come
     along, as in repo2docker's clone. ``rules`` are the resolving provider's git_rules().
     Raises CheckoutFailed with a message for the user."""
+    log = log or (lambda message: None)
     try:
         await git.checkout(fetch_url, commit, dest, credentials=credentials, rules=rules,
-                           timeout=timeout, log=log or (lambda message: None))
+                           timeout=timeout, log=log)
     except CheckoutFailed as e:
         missing = any(sign in str(e) for sign in MISSING_COMMIT)
         reason = "the repository does not have this commit" if missing else str(e).rstrip(".")
         raise CheckoutFailed(messages.CHECKOUT_FAILED.format(repo=display_name, version=commit[:12],
                                                              reason=reason)) from None
+    # Git LFS files: downloaded with the clone's own access (same URL rules and credentials), or
+    # the build log says why they hold pointer text.
+    access = await git.git_access(fetch_url, credentials=credentials, **dict(rules or {}))
+    try:
+        lines = await asyncio.get_running_loop().run_in_executor(None, lfs.fetch, dest, access.env, timeout)
+    except lfs.LfsNotFetched as e:
+        lines = ["Warning: " + messages.lfs_not_fetched(display_name, str(e))]
+    for line in lines:
+        log(line)
 
 
 # What git says when the commit is not in the clone.

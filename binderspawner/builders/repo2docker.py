@@ -409,7 +409,8 @@ class Repo2DockerBuilder(Builder):
         reason = (f"took longer than {self.build_timeout:g} s" if status is None
                   else f"failed (repo2docker exit code {status})")
         raise BuildFailed(failure_message(source.display_name, request.resolved.version, reason,
-                                          list(tail), environment))
+                                          list(tail), environment),
+                          status=504 if status is None else 422)  # 422: the repository's steps failed
 
 
 def failure_message(display_name, version, reason, tail, environment=None):

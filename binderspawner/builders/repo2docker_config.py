@@ -9,15 +9,17 @@ from repo2docker.buildpacks import DockerBuildPack, LegacyBinderDockerBuildPack
 from binderspawner.builders.buildpacks.venv import make_venv_buildpack
 from binderspawner.builders.checkedfetch import CheckedGit, checked_provider
 from binderspawner.builders.imagefence import fenced_dockerfile_buildpack
+from binderspawner.builders.lfs import with_lfs
 
 settings = json.loads(os.environ["BINDERSPAWNER_R2D_SETTINGS"])
 c = get_config()  # noqa: F821 (provided by traitlets when repo2docker loads this file)
 
-# Git: binderspawner's checked clone (builders/checkedfetch.py) instead of repo2docker's own.
+# Git: binderspawner's checked clone (builders/checkedfetch.py) instead of repo2docker's own, then
+# its Git LFS files (builders/lfs.py); used where the hub does not clone (Kubernetes build pods).
 # Data records: downloads through the same address check as the hub's own requests.
 # Local: the hub's own checked clone (builders/checkout.py).
 c.Repo2Docker.content_providers = [
-    CheckedGit if name == "Git"
+    with_lfs(CheckedGit) if name == "Git"
     else checked_provider(getattr(contentproviders, name), settings.get("git_rules"))
     for name in settings["content_providers"]]
 # The environment the hub decided from its checked clone (builders/environment.py); its base image

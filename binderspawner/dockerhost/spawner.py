@@ -8,6 +8,7 @@ from traitlets import default
 
 from binderspawner.dockerhost import fence
 from binderspawner.dockerhost import limits as isolation
+from binderspawner.dockerhost import startup
 from binderspawner.services.cleanup import LABEL_HUB
 from binderspawner.spawner import BinderSpawnerMixin
 
@@ -28,6 +29,7 @@ class DockerBinderSpawner(BinderSpawnerMixin, DockerSpawner):
 
     async def start(self):
         started = await super().start()
+        await startup.wait_until_answering(self, started, self._report)  # exited: fails in seconds
         isolation.limit_cpu_when_up(self, started)  # with ResourcePolicy.startup_cpu_grace only
         return started
 
@@ -40,12 +42,14 @@ class DockerBinderSpawner(BinderSpawnerMixin, DockerSpawner):
                                self.container_name)
                 await self.stop(now=True)
                 return 1
+        elif self.remove and self.container_id:
+            await self.remove_object()  # Docker's auto_remove is off (see create_object)
         return status
 
     async def start_object(self):
         # Every start path passes here, a new container or a stopped one started again.
         await fence.ensure_server_egress(self)  # fails closed: no rules, no server
-        return await super().start_object()
+        return await startup.start_container(self, super().start_object)  # refused: says why
 
     async def create_object(self):
         # Add the launch's labels and limits to what the admin configured, for this container only.
@@ -59,6 +63,7 @@ class DockerBinderSpawner(BinderSpawnerMixin, DockerSpawner):
         for key, value in isolation.docker_limits(self, create["labels"]).items():
             host.setdefault(key, value)
         fence.harden(host)  # no raw sockets (spoofed sources), no set-uid gains
+        host["auto_remove"] = False  # an exited server's log is read first (startup.py); poll() removes it
         self.extra_create_kwargs, self.extra_host_config = create, host
         try:
             return await super().create_object()

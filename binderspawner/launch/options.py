@@ -7,8 +7,9 @@ grammar, so nothing a user types can become a git option, a shell word or a path
 import re
 from dataclasses import dataclass
 from typing import Optional
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
+from binderspawner import messages
 from binderspawner.errors import LaunchError
 
 MAX_REPO_LENGTH = 1024
@@ -19,10 +20,12 @@ MAX_URLPATH_LENGTH = 1024
 KNOWN_OPTIONS = ("repo", "ref", "urlpath", "size")
 
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
-# A safe subset of git's ref grammar (git-check-ref-format): no leading '-', no '..', no '@{',
-# no shell metacharacters, no component starting with '.' or ending in '.lock'.
-_REF_CHARS = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/+@-]*$")
-_URLPATH_CHARS = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@%/?#-]*$")
+_URLPATH_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# What git-check-ref-format(1) forbids anywhere in a ref name: ASCII control characters, space,
+# ~ ^ : ? * [ and backslash.
+_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+# A percent sign not starting an escape, or a character that is not safe in a URL path as is.
+_URLPATH_TO_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})|[^A-Za-z0-9._~!$&'()*+,;=:@%/?#-]")
 
 
 @dataclass(frozen=True)
@@ -49,51 +52,79 @@ def _text(options, key, max_length):
     return value or None
 
 
+def ref_problem(ref):
+    """Why git would refuse ``ref`` as a branch or tag name (git-check-ref-format --branch), or
+    None when git accepts it. Pure: the same rules as git's, so '#', ',', '!', '=' and non-ASCII
+    letters are fine. The ref only ever reaches git as an argument after '--' (or as a value it
+    compares), never a shell."""
+    if ref.startswith("-"):
+        return "it starts with '-'"
+    bad = _REF_FORBIDDEN.search(ref)
+    if bad:
+        char = bad.group(0)
+        shown = "a space" if char == " " else (
+            "a control character" if ord(char) < 0x20 or char == "\x7f" else repr(char))
+        return f"it contains {shown}, which git does not allow in ref names"
+    if ".." in ref:
+        return "it contains '..'"
+    if "@{" in ref:
+        return "it contains '@{'"
+    if ref == "@":
+        return "it is the single character '@'"
+    if ref.endswith("."):
+        return "it ends with '.'"
+    parts = ref.split("/")
+    if any(part == "" for part in parts):
+        return "it starts or ends with '/' or contains '//'"
+    if any(part.startswith(".") for part in parts):
+        return "a part between slashes starts with '.'"
+    if any(part.endswith(".lock") for part in parts):
+        return "a part between slashes ends with '.lock'"
+    return None
+
+
 def validate_ref(ref):
-    """A branch, tag or commit sha as the user typed it; None means the default branch."""
+    """A branch, tag or commit sha as the user typed it; None means the default branch.
+
+    Accepts every name git accepts; refuses what git refuses, with git's reason."""
     if ref is None:
         return None
-    problem = None
-    if ref.startswith("-"):
-        problem = "it starts with '-'"
-    elif not _REF_CHARS.match(ref):
-        problem = "it may only contain letters, digits and . _ / + @ -"
-    elif ".." in ref or "//" in ref:
-        problem = "it contains '..' or '//'"
-    elif ref.endswith(("/", ".", ".lock")) or "/." in ref or ".lock/" in ref:
-        problem = "it is not a valid git ref name"
+    problem = ref_problem(ref)
     if problem:
-        raise LaunchError(
-            f"The ref {ref!r} is not valid: {problem}. Give a branch name, a tag or a commit sha.",
-            field="ref",
-        )
+        raise LaunchError(messages.ref_invalid(ref, problem), field="ref")
     return ref
+
+
+def urlpath_problem(path):
+    """Why ``path`` (leading '/' removed) could leave the user's server, or None (pure)."""
+    decoded = unquote(path)
+    if _URLPATH_CONTROL.search(path) or _URLPATH_CONTROL.search(decoded):
+        return "it contains control characters"
+    if "\\" in path:
+        return "it contains a backslash"
+    if "://" in decoded or decoded.startswith("/"):
+        return "it must be a path inside the server, not a URL"
+    where = re.split(r"[?#]", path, maxsplit=1)[0]
+    if any(part in ("..", ".") for part in unquote(where).split("/")):
+        return "it contains '.' or '..' segments"
+    return None
 
 
 def normalize_urlpath(urlpath):
     """The path inside the server to open, like BinderHub's urlpath: 'lab/tree/index.ipynb'.
 
-    Returned without a leading slash; '' means the server's default page.
+    Returned percent-encoded, without a leading slash; '' means the server's default page. Spaces
+    and non-ASCII letters are encoded (escapes already there are kept, as BinderHub uses urlpath as
+    given), so 'lab/tree/Signals - Sampling.ipynb' and 'lab/tree/Signals%20-%20Sampling.ipynb'
+    open the same file. Whatever it holds, it stays a path under the server's own URL.
     """
     if not urlpath:
         return ""
     path = urlpath.lstrip("/")
-    problem = None
-    if _CONTROL.search(urlpath) or "\\" in urlpath:
-        problem = "it contains spaces, control characters or backslashes"
-    elif "://" in path or path.startswith("/"):
-        problem = "it must be a path inside the server, not a URL"
-    elif not _URLPATH_CHARS.match(path):
-        problem = "it contains characters that are not allowed in a URL path"
-    elif any(unquote(part) in ("..", ".") for part in re.split(r"[?#]", path, maxsplit=1)[0].split("/")):
-        problem = "it contains '.' or '..' segments"
+    problem = urlpath_problem(path)
     if problem:
-        raise LaunchError(
-            f"The urlpath {urlpath!r} is not valid: {problem}. Use a path such as "
-            "'lab/tree/index.ipynb'.",
-            field="urlpath",
-        )
-    return path
+        raise LaunchError(messages.urlpath_invalid("urlpath", urlpath, problem), field="urlpath")
+    return _URLPATH_TO_ESCAPE.sub(lambda m: quote(m.group(0), safe=""), path)
 
 
 def parse_launch_options(options):

@@ -23,6 +23,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from traitlets import Float, List, TraitError, Unicode, validate
 
+from binderspawner import messages
 from binderspawner.errors import BuildFailed, LaunchError
 from binderspawner.launch.options import validate_ref
 from binderspawner.providers import hosts
@@ -327,7 +328,7 @@ class GitProvider(RepoProvider):
                                   "URL-escaped ('/' as %2F), as in git/https%3A%2F%2Fexample.org%2Frepo.git/main.",
                                   field="repo")
             try:
-                ref = validate_ref(ref or None)
+                ref = validate_ref(unquote(ref) or None)  # escaped in a spec, as in BinderHub
                 url = parse_git_url(unquote(escaped), allowed_schemes=self.allowed_schemes,
                                     allowed_hosts=self.allowed_hosts)
             except LaunchError as e:
@@ -374,12 +375,15 @@ class GitProvider(RepoProvider):
 
     async def _lookup(self, source, ref, credentials):
         access = await self.git_access(source.fetch_url, credentials)
-        if ref and FULL_SHA.match(ref.lower()):
-            # Any commit can be asked for by its sha; the lookup is the access check.
-            await self._git(source, "ls-remote", "--", access.url, "HEAD", access=access)
-            return ref.lower(), f"commit {ref[:12]}"
         output = await self._git(source, "ls-remote", "--symref", "--", access.url, access=access)
         refs, head = parse_ls_remote(output)
+        if ref and FULL_SHA.match(ref.lower()):
+            # Any commit can be asked for by its sha: the lookup is the access check, and a sha
+            # that is no tip is fetched alone (no trees, no blobs), so a missing one builds nothing.
+            sha = ref.lower()
+            if sha not in refs.values() and not await self._commit_exists(source, sha, access):
+                raise LaunchError(messages.commit_not_found(source.display_name, ref), field="ref")
+            return sha, f"commit {ref[:12]}"
         picked = pick_commit(refs, head, ref)
         if picked is None and ref and SHORT_SHA.match(ref):
             picked = await self._resolve_short_sha(source, ref.lower(), access)
@@ -387,9 +391,24 @@ class GitProvider(RepoProvider):
             raise LaunchError(f"{source.display_name} has no default branch. Give a branch, tag or "
                               "commit as the ref.", field="ref")
         if picked is None:
-            raise LaunchError(f"{source.display_name} has no branch, tag or commit {ref!r}. Check the "
-                              "spelling, or give a full commit sha.", field="ref")
+            raise LaunchError(messages.ref_not_found(source.display_name, ref), field="ref")
         return picked
+
+    async def _commit_exists(self, source, sha, access):
+        """Whether the repository has commit ``sha``: fetch that one commit without trees or
+        blobs; a server that refuses fetches by sha gets the commit-graph fetch instead."""
+        workdir = tempfile.mkdtemp(prefix="binderspawner-resolve-")
+        try:
+            await self._git(source, "init", "--quiet", "--bare", workdir)
+            try:
+                await self._git(source, "-C", workdir, "fetch", "--quiet", "--depth=1", "--filter=tree:0",
+                                "--no-tags", "--", access.url, sha, access=access)
+                return True
+            except LaunchError:
+                pass
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return await self._resolve_short_sha(source, sha, access) is not None
 
     async def _resolve_short_sha(self, source, prefix, access):
         """A short sha that is no branch tip: fetch the commit graph only (no trees, no blobs)."""
@@ -439,11 +458,9 @@ class GitProvider(RepoProvider):
                                "follows none (the checked address must be the one used). Give the "
                                "address it redirects to.", field="repo", status=502)
         if any(text.lower() in stderr.lower() for text in unreachable):
-            return LaunchError(f"Could not reach the host of {source.display_name}. Check the URL, "
-                               "or try again later.", field="repo", status=502)
+            return LaunchError(messages.host_unreachable(source.display_name), field="repo", status=502)
         # Missing and private repositories get the same answer, so private names do not leak.
-        return LaunchError(f"Repository {source.display_name} was not found, or you do not have "
-                           "access to it.", field="repo", status=404)
+        return LaunchError(messages.repository_not_found(source.display_name), field="repo", status=404)
 
 
 class CheckoutFailed(BuildFailed):

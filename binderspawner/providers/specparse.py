@@ -59,11 +59,12 @@ def path_on(repo, *bases, schemes=("http", "https")):
 
 
 def ref_or_none(text, repo):
-    """A ref named inside a spec or URL, validated like the 'ref' option; '' -> None."""
+    """A ref named inside a spec or URL (percent-escaped there, as BinderHub's specs are: '#' is
+    '%23'), validated like the 'ref' option; '' -> None."""
     if not text:
         return None
     try:
-        return validate_ref(text)
+        return validate_ref(unquote(text))
     except LaunchError as e:
         raise LaunchError(f"The ref in {repo!r} is not valid: {e.message.split(': ', 1)[-1]}",
                           field="repo") from None

@@ -9,6 +9,7 @@ import asyncio
 import fnmatch
 import itertools
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -414,12 +415,12 @@ def daemon(tmp_path_factory):
     proc = subprocess.Popen(
         ["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={root}", "--listen=127.0.0.1",
          f"--port={port}", str(root)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=GIT_ENV)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=GIT_ENV, start_new_session=True)
     try:
         wait_for_port(port)
         yield Daemon(root, port, proc)
     finally:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)  # 'git daemon' runs git-daemon as a child: the group goes
         proc.wait(10)
 
 

@@ -6,11 +6,14 @@ a repo in a run really builds.
 
 import os
 import shutil
+import signal
 import subprocess
 import uuid
 
+from . import procs
 from .net import free_port, wait_for_port
 
+procs.session_id()  # before GIT_ENV copies the environment: what git starts is the session's
 GIT_ENV = {
     **os.environ,
     "GIT_AUTHOR_NAME": "binderspawner tests",
@@ -84,13 +87,18 @@ class GitServer(RepoStore):
         self.proc = subprocess.Popen(
             ["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={self.repos}",
              "--listen=127.0.0.1", f"--port={self.port}", self.repos],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=GIT_ENV)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=GIT_ENV, start_new_session=True)
         wait_for_port("127.0.0.1", self.port)
         return self
 
     def stop(self):
+        """Stop the daemon and its children: 'git daemon' runs git-daemon as a child process, which
+        outlives a terminated parent, so the whole process group goes."""
         if self.proc:
-            self.proc.terminate()
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
             self.proc.wait(10)
 
     def url(self, name):

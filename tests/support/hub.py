@@ -19,6 +19,7 @@ import requests
 
 from binderspawner.dockerhost import firewall
 
+from . import procs
 from .net import free_port
 
 CONFIG = """
@@ -97,9 +98,12 @@ class Hub:
             self.create_network()
         config = self.write_config()
         log = open(self.log_path, "ab")
+        procs.session_id()
+        procs.HUBS.add((self.run_id, self.hub_port))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", config], cwd=self.dir, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **self.env})
+            stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, **self.env, procs.HUB: self.run_id})
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -122,7 +126,10 @@ class Hub:
                 self.proc.wait(10)
 
     def cleanup(self):
-        """Remove every container and the network this run created."""
+        """Remove every container and the network this run created, and stop what the hub left
+        running (a SIGKILLed hub leaves its proxy, services and builds)."""
+        self.stop()
+        procs.stop(procs.of_hub(self.run_id, self.hub_port))
         for container in self.containers():
             container.remove(force=True)
         try:
