@@ -4,108 +4,31 @@ import asyncio
 import collections
 import json
 import os
-import re
 import signal
 import sys
 
 import docker
-import jupyterhub
-from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unicode, default, validate
+from traitlets import Bool, TraitError, default, validate
 
 from binderspawner.errors import BuildFailed
 from binderspawner.providers.git import GitProvider, git_environment
 from binderspawner.builders.registry import RegistryClient, parse_image
-from binderspawner.builders.base import Builder
+from binderspawner.builders.base import (  # noqa: F401 - log helpers: their old home
+    LOG_TAIL, Repo2DockerBase, parse_log_line, relay_log_line, step_fraction)
 
 CONFIG_FILE = os.path.join(os.path.dirname(__file__), "repo2docker_config.py")
-LOG_TAIL = 20
 
 
-class Repo2DockerBuilder(Builder):
-    buildpacks = CaselessStrEnum(
-        ["venv", "repo2docker"],
-        default_value="venv",
-        help="""Which buildpacks build repositories without a Dockerfile.
-
-        'venv': binderspawner's buildpack, which pip-installs requirements.txt into a virtualenv made
-        from the base image's Python. Needs no conda and no Docker Hub, so it works offline from
-        your package mirror. Supports requirements.txt, apt.txt, postBuild, start and runtime.txt
-        (for the base image's Python version only).
-        'repo2docker': repo2docker's own buildpacks (conda, R, Julia, Pipfile, ...) as on mybinder.org;
-        they download micromamba and conda-forge packages at build time.
-        Dockerfile repositories build with repo2docker's Dockerfile buildpack either way.""",
-    ).tag(config=True)
-
-    base_image = Unicode(
-        help="""Base image for repositories without a Dockerfile.
-
-        Defaults to 'binderspawner-base:bookworm' (built by scripts/provision.sh) for the venv
-        buildpacks, and to repo2docker's own default for repo2docker's buildpacks.""",
-    ).tag(config=True)
-
-    @default("base_image")
-    def _default_base_image(self):
-        return "binderspawner-base:bookworm" if self.buildpacks == "venv" else ""
-
-    server_requirements = List(
-        Unicode(),
-        help="""pip requirements the venv buildpack installs before the repository's own: the
-        single-user server. Defaults to this hub's exact JupyterHub version and JupyterLab.""",
-    ).tag(config=True)
-
-    @default("server_requirements")
-    def _default_server_requirements(self):
-        return [f"jupyterhub=={jupyterhub.__version__}", "jupyterlab"]
-
-    extra_ca_bundle = Unicode(
-        "",
-        help="""Path on the hub host to a PEM bundle of CA certificates that builds must trust,
-        for sites whose outbound TLS goes through an intercepting proxy (pip then fails with
-        CERTIFICATE_VERIFY_FAILED). It is added to the image's system trust store and used by pip.
-        Example: '/etc/ssl/certs/ca-certificates.crt'.""",
-    ).tag(config=True)
+class Repo2DockerBuilder(Repo2DockerBase):
+    """repo2docker as a subprocess on the hub, building on the local Docker engine (or DOCKER_HOST),
+    optionally pushing to a registry. The settings every repo2docker builder has are
+    Repo2DockerBase's; these are the local engine's."""
 
     @validate("extra_ca_bundle")
     def _bundle_exists(self, proposal):
         if proposal.value and not os.path.isfile(proposal.value):
             raise TraitError(f"Repo2DockerBuilder.extra_ca_bundle: no file at {proposal.value!r}.")
         return os.path.abspath(proposal.value) if proposal.value else ""
-
-    content_providers = List(
-        Unicode(),
-        help="""repo2docker content providers (class names in repo2docker.contentproviders)
-        builds may use. Defaults to those the spawner's provider_classes need (Git, Zenodo,
-        Figshare, ...); ["Git"] without a spawner. Each build uses only the one its source needs,
-        so git builds never run the data providers' online lookups.""",
-    ).tag(config=True)
-
-    @default("content_providers")
-    def _default_content_providers(self):
-        needed = ["Git"]
-        for cls in getattr(self.parent, "provider_classes", ()):
-            needed += [name for name in getattr(cls, "content_providers", ()) if name not in needed]
-        return needed
-
-    def content_providers_for(self, source):
-        """The content provider list for one build (pure): the one ``source`` is fetched with."""
-        if source.content_provider not in self.content_providers:
-            raise BuildFailed(f"This hub cannot build {source.display_name}: repo2docker's "
-                              f"'{source.content_provider}' content provider is not in "
-                              "Repo2DockerBuilder.content_providers. Ask the hub admin to add it.")
-        return [source.content_provider]
-
-    build_timeout = Float(
-        1800,
-        help="Seconds a build may take before it is stopped and the launch fails.",
-    ).tag(config=True)
-
-    user_id = Int(1000, help="uid of the user in built images (repo2docker refuses 0).").tag(config=True)
-    user_name = Unicode("jovyan", help="Name of the user in built images.").tag(config=True)
-
-    repo2docker_command = List(
-        Unicode(),
-        help="The command that runs repo2docker. Defaults to this Python's 'python -m repo2docker'.",
-    ).tag(config=True)
 
     @default("repo2docker_command")
     def _default_command(self):
@@ -148,14 +71,6 @@ class Repo2DockerBuilder(Builder):
             return await RegistryClient(parent=self).manifest_exists(image)
         return False
 
-    def repo2docker_args(self, request):
-        """repo2docker's arguments for one build, without the command and --config (pure)."""
-        argv = ["--no-run", "--json-logs", "--user-id", str(self.user_id), "--user-name",
-                self.user_name, "--image-name", request.image, "--ref", request.resolved.version]
-        for key, value in sorted(request.labels.items()):
-            argv += ["--label", f"{key}={value}"]
-        return [*argv, request.resolved.source.fetch_url]
-
     def command(self, request):
         """The argv for one build (pure): no shell, every user-derived value already validated."""
         return [*self.repo2docker_command, "--config", CONFIG_FILE, *self.repo2docker_args(request)]
@@ -192,18 +107,6 @@ class Repo2DockerBuilder(Builder):
                     else "")
             raise BuildFailed(f"Built {image}, but pushing it to {name.registry} failed: "
                               f"{errors[-1]}.{hint}")
-
-    def r2d_settings(self, request=None):
-        """What repo2docker_config.py reads (as JSON in BINDERSPAWNER_R2D_SETTINGS); for a
-        ``request``, only the content provider its source needs."""
-        return {
-            "buildpacks": self.buildpacks,
-            "base_image": self.base_image,
-            "server_requirements": self.server_requirements,
-            "extra_ca_bundle": self.extra_ca_bundle,
-            "content_providers": (self.content_providers_for(request.resolved.source) if request
-                                  else list(self.content_providers)),
-        }
 
     def environment(self, request):
         settings = self.r2d_settings(request)
@@ -259,36 +162,6 @@ class Repo2DockerBuilder(Builder):
         last = "\n".join(tail) or "(no output)"
         raise BuildFailed(f"Building {source.display_name} at {request.resolved.version[:12]} "
                           f"{reason}. Last lines of the build log:\n{last}")
-
-
-def relay_log_line(raw, tail, emit):
-    """Pass one raw line of repo2docker output to ``emit``, line by line, keeping ``tail``."""
-    phase, message = parse_log_line(raw)
-    for line in message.splitlines():
-        if line.strip():
-            tail.append(line)
-            emit(phase, line, step_fraction(line))
-
-
-def parse_log_line(raw):
-    """One line of repo2docker --json-logs output -> (phase, message) (pure)."""
-    text = raw.decode("utf-8", "replace").rstrip("\n")
-    try:
-        record = json.loads(text)
-    except ValueError:
-        return "building", text
-    if not isinstance(record, dict):
-        return "building", text
-    return str(record.get("phase") or "building"), str(record.get("message", "")).rstrip("\n")
-
-
-_STEP = re.compile(r"^#\d+ \[\s*(\d+)/(\d+)\]")
-
-
-def step_fraction(line):
-    """'#12 [ 9/17] RUN ...' (BuildKit's plain progress) -> 9/17; None for other lines (pure)."""
-    found = _STEP.match(line)
-    return int(found.group(1)) / int(found.group(2)) if found else None
 
 
 def _kill_group(proc):

@@ -6,20 +6,16 @@ import inspect
 from dockerspawner import DockerSpawner
 from traitlets import default
 
-from binderspawner.dockerhost import limits as isolation
+from binderspawner.dockerhost import limits
+from binderspawner.policy.resources import ResourcePolicy
 from binderspawner.services.cleanup import LABEL_HUB
-from binderspawner.spawner import BinderSpawnerMixin
+from binderspawner.spawner import BinderSpawner
 
 
-async def _evaluated(spawner, value):
-    value = spawner._eval_if_callable(value)
-    if inspect.isawaitable(value):
-        value = await value
-    return copy.deepcopy(value or {})
-
-
-class DockerBinderSpawner(BinderSpawnerMixin, DockerSpawner):
+class DockerBinderSpawner(BinderSpawner, DockerSpawner):
     """Binder launches on one Docker host."""
+
+    cpu_limit_task = None  # applying the CPU limit after ResourcePolicy.startup_cpu_grace
 
     @default("remove")
     def _default_remove(self):
@@ -27,25 +23,35 @@ class DockerBinderSpawner(BinderSpawnerMixin, DockerSpawner):
 
     async def start(self):
         started = await super().start()
-        isolation.limit_cpu_when_up(self, started)  # with ResourcePolicy.startup_cpu_grace only
+        # with ResourcePolicy.startup_cpu_grace only
+        self.cpu_limit_task = limits.limit_cpu_when_up(self, started, self.resources.cpu_limit)
         return started
 
     async def poll(self):
         status = await super().poll()
         if status is None:
-            await isolation.ensure_cpu_limit(self)
+            await limits.ensure_cpu_limit(self, self.cpu_limit_task)
         return status
+
+    async def _evaluated(self, value):
+        """A copy of an extra_* setting, evaluated as DockerSpawner does (it may be callable)."""
+        value = self._eval_if_callable(value)
+        if inspect.isawaitable(value):
+            value = await value
+        return copy.deepcopy(value or {})
 
     async def create_object(self):
         # Add the launch's labels and limits to what the admin configured, for this container only.
-        await isolation.check_writable_layer(self, self.resources)
-        await isolation.ensure_egress(self)  # fails closed: no rules, no container
+        resources = self.resources
+        await limits.check_writable_layer(self, resources)
+        await limits.ensure_egress(self)  # fails closed: no rules, no container
         configured_create, configured_host = self.extra_create_kwargs, self.extra_host_config
-        create = await _evaluated(self, configured_create)
-        host = await _evaluated(self, configured_host)
+        create = await self._evaluated(configured_create)
+        host = await self._evaluated(configured_host)
         create.setdefault("labels", {}).update(self.launch.labels if self.launch else {})
         create["labels"][LABEL_HUB] = self.lifecycle.hub_id  # cleanup finds this hub's containers by it
-        for key, value in isolation.docker_limits(self, create["labels"]).items():
+        grace = ResourcePolicy(parent=self).startup_cpu_grace
+        for key, value in limits.docker_limits(resources, grace, create["labels"]).items():
             host.setdefault(key, value)
         self.extra_create_kwargs, self.extra_host_config = create, host
         try:

@@ -31,11 +31,11 @@ from binderspawner.auth import pushback
 
 from binderspawner.auth import sharing
 from binderspawner.auth import attach_member_credentials
+from binderspawner import launcher
 from binderspawner.web.badge import BADGE_SVG
 from binderspawner.errors import LaunchError
 from binderspawner.launch.links import parse_launch_path, server_name_for
-from binderspawner.providers import detect
-from binderspawner.launch.options import parse_launch_options
+from binderspawner.progress import ProgressLog, spawn_failure
 
 TEMPLATE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 TOKEN_EXPIRY = 24 * 3600  # seconds the build API's server token lives
@@ -70,10 +70,11 @@ class BinderHandler(BaseHandler):
         """Refuse a repository this hub would refuse, before any server entry is made (no network)."""
         spawner = user.spawner
         if hasattr(spawner, "provider_classes"):
-            request = parse_launch_options(link.user_options)
-            detect(request.repo, [cls(parent=spawner) for cls in spawner.provider_classes])
+            launcher.read_request(spawner, link.user_options)
 
     async def named_spawner(self, user, link):
+        """The repository's named server; a failed one is replaced by a fresh spawner (JupyterHub's
+        replace_failed), so its old failure does not stand in for the new launch."""
         name = server_name_for(link)
         if name not in user.orm_spawners:
             await self._check_named_server_request(user, name, name)
@@ -108,9 +109,7 @@ class LaunchHandler(BinderHandler):
             if spawner.active:
                 return self.redirect(pending_url)
         self.check_repo(user, link)
-        spawner = await self.named_spawner(user, link)
-        if spawner._spawn_future and spawner._spawn_future.done():
-            spawner._spawn_future = None
+        await self.named_spawner(user, link)
         spawn = asyncio.ensure_future(self.spawn_single_user(user, name, name, options=link.user_options))
         await asyncio.wait([spawn], timeout=1)
         if spawn.done() and spawn.exception():
@@ -194,16 +193,11 @@ class BuildHandler(BinderHandler):
         if self.authenticator.refresh_pre_spawn and await self.refresh_auth(user, force=True) is None:
             raise LaunchError("Your login has expired: log in again.", status=403)
         await attach_member_credentials(self.authenticator, user, user.spawner)
-        reported = []
-        task = asyncio.ensure_future(user.spawner.prepare_launch(
-            options=link.user_options, report=lambda message, progress=None: reported.append(message)))
-
-        def take():
-            batch = reported[:]
-            del reported[:len(batch)]
-            return batch
-
-        await self._follow(take, task.done)
+        log = ProgressLog()
+        log.restart()
+        subscription = log.subscribe()
+        task = asyncio.ensure_future(launcher.make_launch(user.spawner, link.user_options, log.report))
+        await self._follow(lambda: [e["message"] for e in subscription.take()], task.done)
         if task.exception():
             raise _as_launch_error(task.exception())
         launch = task.result()
@@ -216,25 +210,17 @@ class BuildHandler(BinderHandler):
         spawner = user.spawners[name] if name in user.orm_spawners else None
         if spawner is None or not (spawner.ready or spawner.active):
             spawner = await self.named_spawner(user, link)
-            before = getattr(spawner, "_progress_events", None)
-            if spawner._spawn_future and spawner._spawn_future.done():
-                spawner._spawn_future = None
+            # the launch this spawn's start() opens (none is reported before it begins)
+            subscription = spawner.progress_log.subscribe(spawner.progress_log.launch + 1)
             spawn = asyncio.ensure_future(
                 self.spawn_single_user(user, name, name, options=link.user_options))
         else:  # running: straight to ready; starting: its whole progress so far, then the rest
-            before = getattr(spawner, "_progress_events", None) if spawner.ready else None
+            log = spawner.progress_log
+            subscription = log.subscribe(log.launch + 1 if spawner.ready else log.launch)
             spawn = None
-        state = {"events": None, "seen": 0}
 
         def take():
-            events = getattr(spawner, "_progress_events", None)
-            if events is None or events is before:
-                return []  # this launch's start() has not begun reporting yet
-            if events is not state["events"]:
-                state["events"], state["seen"] = events, 0
-            batch = events[state["seen"]:]
-            state["seen"] += len(batch)
-            return [e.get("message", "") for e in batch]
+            return [e.get("message", "") for e in subscription.take()]
 
         def done():
             if spawn is not None and not spawn.done():
@@ -245,7 +231,7 @@ class BuildHandler(BinderHandler):
         if spawn is not None and spawn.exception():
             raise _as_launch_error(spawn.exception())
         if not spawner.ready:
-            error = spawner._spawn_future.exception() if spawner._spawn_future and spawner._spawn_future.done() else None
+            error = spawn_failure(spawner)
             raise _as_launch_error(error or RuntimeError("The server stopped before it was ready."))
         token = user.new_api_token(
             scopes=[f"access:servers!server={user.name}/{name}"], expires_in=TOKEN_EXPIRY,
