@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 IPTABLES = "iptables"
 IPTABLES_RESTORE = "iptables-restore"
 _lock = asyncio.Lock()
-_installed = {}  # network id -> IptablesRules this process installed
 _atexit_registered = set()
 
 

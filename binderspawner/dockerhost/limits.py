@@ -34,6 +34,9 @@ async def check_writable_layer(spawner, resources):
             "the storage or unset the limit.", status=500)
 
 
+_installed = {}  # network id -> IptablesRules this process installed
+
+
 async def ensure_egress(spawner):
     """Install the egress rules for the spawner's network (firewall.py); LaunchError (fail closed)
     when they cannot be installed."""
@@ -45,10 +48,10 @@ async def ensure_egress(spawner):
         attrs = await spawner.docker("inspect_network", spawner.network_name)
         network = firewall.describe_network(attrs, hub_ip, hub_port)
         rules = egress.iptables_rules(policy.rules(), network)
-        if network.id not in firewall._installed:
+        if network.id not in _installed:
             await _in_thread(firewall.remove_orphans, spawner.client)
         await firewall.ensure(rules)
-        firewall._installed[network.id] = rules
+        _installed[network.id] = rules
         firewall.remove_at_exit_if_idle(spawner.client, network.id, rules)
     except (firewall.FirewallError, OSError, ValueError, docker.errors.APIError) as e:
         spawner.log.error("Egress rules for %s could not be installed: %s", spawner.network_name, e)
