@@ -41,26 +41,29 @@ class ProgressLog:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    def subscribe(self, launch=None):
+    def subscribe(self, launch=None, latest=False):
         """Follow launch number ``launch`` (default: the current one; ``log.launch + 1``: the next
-        one to start)."""
-        return Subscription(self, self.launch if launch is None else launch)
+        one to start). ``latest``: move on to each launch that begins later (for a reader that
+        attaches to a spawner whose start() may not have begun yet)."""
+        return Subscription(self, self.launch if launch is None else launch, latest)
 
 
 class Subscription:
     """One reader of one launch: ``take()`` for what is new now, ``async for`` to wait for it."""
 
-    def __init__(self, log, launch):
-        self.log, self.launch, self.seen = log, launch, 0
+    def __init__(self, log, launch, latest=False):
+        self.log, self.launch, self.seen, self.latest = log, launch, 0, latest
 
     @property
     def over(self):
         """A later launch has begun: this one's events are gone."""
-        return self.log.launch > self.launch
+        return self.log.launch > self.launch and not self.latest
 
     def take(self):
         """The events reported since the last take (none before this launch begins)."""
         log = self.log
+        if self.latest and log.launch > self.launch:
+            self.launch, self.seen = log.launch, 0
         if log.launch != self.launch:
             return []
         start = max(self.seen - log.first, 0)

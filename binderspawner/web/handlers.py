@@ -216,7 +216,7 @@ class BuildHandler(BinderHandler):
                 self.spawn_single_user(user, name, name, options=link.user_options))
         else:  # running: straight to ready; starting: its whole progress so far, then the rest
             log = spawner.progress_log
-            subscription = log.subscribe(log.launch + 1 if spawner.ready else log.launch)
+            subscription = log.subscribe(log.launch + 1) if spawner.ready else log.subscribe(latest=True)
             spawn = None
 
         def take():

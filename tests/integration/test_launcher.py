@@ -50,7 +50,9 @@ def spawner(git_server, tmp_path, monkeypatch):
     config.ResourcePolicy.group_config = {"lab": {"mem_limit": "2G"}}
     spawner = BinderSpawner(config=config, builder_class=MemoryBuilder, image_prefix="t-")
     spawner.user = SimpleNamespace(name="alice", groups=[SimpleNamespace(name="lab")])
-    spawner.cpu_limit, spawner.mem_limit, spawner.cpu_guarantee, spawner.mem_guarantee = 1.0, 1024**3, None, None
+    # the Spawner's limits (BinderSpawner alone is not a Spawner)
+    spawner.cpu_limit, spawner.mem_limit = 1.0, 1024**3
+    spawner.cpu_guarantee = spawner.mem_guarantee = None
     return spawner
 
 
@@ -85,9 +87,14 @@ async def test_one_launch_carries_request_version_image_resources_and_quota_key(
 async def test_launches_sharing_one_build_all_report_built(spawner, git_server):
     MemoryBuilder.gate = asyncio.Event()
     url = git_server.url("requirements")
-    first = asyncio.ensure_future(launcher.make_launch(spawner, {"repo": url}, lambda *a, **k: None))
-    second = asyncio.ensure_future(launcher.make_launch(spawner, {"repo": url}, lambda *a, **k: None))
-    while not MemoryBuilder.builds:
+    (first_seen, first_report), (second_seen, second_report) = messages(), messages()
+    first = asyncio.ensure_future(launcher.make_launch(spawner, {"repo": url}, first_report))
+    second = asyncio.ensure_future(launcher.make_launch(spawner, {"repo": url}, second_report))
+
+    def following(seen):
+        return any(m.startswith("[building] building ") for m in seen)
+
+    while not (following(first_seen) and following(second_seen)):  # both joined the one build
         await asyncio.sleep(0.01)
     MemoryBuilder.gate.set()
     launches = await asyncio.wait_for(asyncio.gather(first, second), 30)

@@ -17,8 +17,9 @@ from binderspawner.spawner import BinderSpawner
 SHA = "0123456789abcdef0123456789abcdef01234567"
 GIT = RepoSource(provider="git", spec="https://git.example.org/lab/a.git",
                  fetch_url="https://git.example.org/lab/a.git", slug="git.example.org/lab/a")
-RECORD = RepoSource(provider="zenodo", spec="zenodo/10.5281/zenodo.123", fetch_url="https://doi.org/10.5281/zenodo.123",
-                    slug="zenodo-123", has_refs=False, content_provider="Zenodo")
+RECORD = RepoSource(provider="zenodo", spec="zenodo/10.5281/zenodo.123",
+                    fetch_url="https://doi.org/10.5281/zenodo.123", slug="zenodo-123", has_refs=False,
+                    content_provider="Zenodo")
 
 
 def request(source):
@@ -63,5 +64,6 @@ def test_a_build_gets_only_the_content_provider_its_source_needs(source, provide
 
 def test_a_source_whose_provider_is_not_allowed_is_refused_naming_the_setting():
     kube = KubernetesBuilder(namespace="binder", content_providers=["Git"])
-    with pytest.raises(BuildFailed, match=r"'Zenodo' content provider is not in KubernetesBuilder.content_providers"):
+    with pytest.raises(BuildFailed,
+                       match=r"'Zenodo' content provider is not in KubernetesBuilder.content_providers"):
         kube.pod_manifest(request(RECORD))

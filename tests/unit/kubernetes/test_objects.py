@@ -398,8 +398,8 @@ def test_shipped_z2jh_extra_config_names_real_settings(monkeypatch):
     config = Config()
     exec(compile(code, "extraConfig", "exec"), {"c": config})
     assert config.JupyterHub.spawner_class == "binder-kubernetes"
-    classes = {cls.__name__: cls for cls in (KubeBinderSpawner, KubernetesBuilder, RegistryClient, EgressPolicy,
-                                             GitProvider, KubeSpawner, BinderSpawner)}
+    classes = {cls.__name__: cls for cls in (KubeBinderSpawner, KubernetesBuilder, RegistryClient,
+                                             EgressPolicy, GitProvider, KubeSpawner, BinderSpawner)}
     for section, settings in config.items():
         if section == "JupyterHub":
             continue

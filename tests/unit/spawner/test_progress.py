@@ -55,3 +55,14 @@ async def test_async_followers_get_events_as_they_come_and_stop_at_the_next_laun
     log.restart()
     await asyncio.wait_for(task, 1)
     assert received == ["first", "second"]
+
+
+def test_a_latest_subscription_moves_on_to_the_launch_that_begins():
+    log = ProgressLog()
+    log.restart()
+    log.report("the previous launch")
+    attached = log.subscribe(latest=True)
+    assert [e["message"] for e in attached.take()] == ["the previous launch"]
+    log.restart()
+    log.report("this launch")
+    assert [e["message"] for e in attached.take()] == ["this launch"] and not attached.over
