@@ -167,7 +167,9 @@ class BinderSpawner(BinderSpawnerMixin):
     # progress and the spawn form ------------------------------------------------------------------
 
     async def progress(self):
-        async for event in self.progress_log.subscribe():
+        # JupyterHub asks while a spawn is pending, maybe before start() opened its launch: follow
+        # the launch that is current, and the next one when it begins.
+        async for event in self.progress_log.subscribe(latest=True):
             yield event
 
     @default("options_form")

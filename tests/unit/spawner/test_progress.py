@@ -66,3 +66,24 @@ def test_a_latest_subscription_moves_on_to_the_launch_that_begins():
     log.restart()
     log.report("this launch")
     assert [e["message"] for e in attached.take()] == ["this launch"] and not attached.over
+
+
+async def test_the_spawners_progress_follows_the_launch_begun_after_it_subscribed(tmp_path, monkeypatch):
+    from binderspawner.spawner import BinderSpawner
+
+    monkeypatch.chdir(tmp_path)
+    spawner = BinderSpawner()
+    received = []
+
+    async def page():  # JupyterHub's progress page, opened before start() began
+        async for event in spawner.progress():
+            received.append(event["message"])
+
+    task = asyncio.ensure_future(page())
+    await asyncio.sleep(0)
+    spawner.progress_log.restart()  # what start() does first
+    spawner.progress_log.report("Resolving the default branch", 5)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    task.cancel()
+    assert received == ["Resolving the default branch"]
