@@ -2,9 +2,9 @@
 
 from binderspawner.errors import BuildFailed, LaunchError
 from binderspawner.dockerhost import DockerBinderSpawner
-from binderspawner.spawner import BinderSpawnerMixin
+from binderspawner.spawner import BinderSpawner, BinderSpawnerMixin
 
-__all__ = ["BinderSpawnerMixin", "BuildFailed", "DockerBinderSpawner", "KubeBinderSpawner",
+__all__ = ["BinderSpawner", "BinderSpawnerMixin", "BuildFailed", "DockerBinderSpawner", "KubeBinderSpawner",
            "LaunchError"]
 
 

@@ -1,6 +1,9 @@
 """Prometheus metrics, registered in prometheus_client's default registry, which is the one the hub
 serves on ``/hub/metrics``. Module-level, so importing the spawner registers them once per hub."""
 
+import json
+import os
+
 from prometheus_client import Counter, Gauge, Histogram
 
 # Builds take from seconds (pip layer cached) to tens of minutes.
@@ -34,3 +37,20 @@ CACHE_IMAGES = Gauge("binderspawner_image_cache_images", "Built images of this h
                      "as of the cleanup service's last pass")
 CACHE_BYTES = Gauge("binderspawner_image_cache_bytes", "Bytes only this hub's built images use "
                     "(Docker's size minus shared size), as of the cleanup service's last pass")
+
+
+def bind_gauges(lifecycle_dir, queue_length):
+    """Gauges read on scrape: the queue from ``queue_length()`` (this process's build queue), the
+    image cache from the cleanup service's summary file in ``lifecycle_dir``."""
+    from binderspawner.services.cleanup import CACHE_SUMMARY
+
+    def cache(key):
+        try:
+            with open(os.path.join(lifecycle_dir, CACHE_SUMMARY)) as f:
+                return float(json.load(f)[key])
+        except (OSError, ValueError, KeyError):
+            return float("nan")
+
+    BUILD_QUEUE_LENGTH.set_function(queue_length)
+    CACHE_IMAGES.set_function(lambda: cache("images"))
+    CACHE_BYTES.set_function(lambda: cache("bytes"))

@@ -1,73 +1,51 @@
-"""The spawners: BinderSpawnerMixin does the Binder work, the backend only runs containers.
+"""The backend-independent Binder spawner: its settings, start/stop and saved state.
 
 A launch goes: validate user_options -> pick a provider -> resolve the ref to an immutable version
 -> name the image -> find or build it (one build per image, hub-wide) -> start the server from it.
-Everything the user sees on the progress page comes from ``_report``.
+launcher.make_launch does everything up to the server and returns a Launch; the backend
+(dockerhost/, kubernetes/) starts the server from it. Progress goes to ``progress_log``
+(progress.py), which the progress page and the build API follow.
+
+Admins configure ``c.BinderSpawner.*``; ``c.BinderSpawnerMixin.*`` (the old name) is still read,
+with a warning naming the new key.
 """
 
 import asyncio
-import copy
-import inspect
-import json
-import os
-import shutil
-import tempfile
 import time
-from dataclasses import dataclass
 
 from traitlets import Int, List, Type, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
-from binderspawner import metrics
-
-from binderspawner.builders import logs as buildlogs
-
+from binderspawner import launcher, metrics, state
+from binderspawner.auth import pushback
+from binderspawner.auth.pushback import PushBack
+from binderspawner.builders import Builder, Repo2DockerBuilder
+from binderspawner.builders.queue import hub_queue_length
+from binderspawner.errors import LaunchError
+from binderspawner.launch import images
+from binderspawner.launch.options import KNOWN_OPTIONS
+from binderspawner.launcher import LABEL_PREFIX, Launch  # noqa: F401 - their old home
+from binderspawner.policy.resources import Resources
+from binderspawner.progress import ProgressLog, spawn_failure
+from binderspawner.providers import DEFAULT_PROVIDERS, RepoProvider
 from binderspawner.services import culling
-
+from binderspawner.services.cleanup import HubCleanup
 from binderspawner.web import form
 
-from binderspawner.launch import images
-
-from binderspawner.auth import pushback
-from binderspawner.services.cleanup import (CACHE_SUMMARY, ENV_BUILD_RECORD, ENV_BUILD_TMP, ENV_HUB_ID,
-                                            ENV_HUB_PID, LABEL_HUB, HubCleanup, build_records_dir,
-                                            build_tmp_root)
-from binderspawner.services.imagecache import LaunchLog
-from binderspawner.builders import Builder, BuildQueue, BuildRequest, Repo2DockerBuilder
-from binderspawner.policy.resources import Resources
-from binderspawner.auth.pushback import PushBack
-from binderspawner.dockerhost import limits as isolation
-from binderspawner.providers import DEFAULT_PROVIDERS, RepoProvider, ResolvedRepo, detect
-from binderspawner.launch.speccontrol import SpecControl
-from binderspawner.errors import LaunchError
-from binderspawner.launch.options import KNOWN_OPTIONS, LaunchRequest, parse_launch_options
-
-LABEL_PREFIX = "binderspawner."
-
-# The spawn form lives in form.py (fields, field errors, launch link and badge snippets).
-
-
-@dataclass(frozen=True)
-class Launch:
-    request: LaunchRequest
-    resolved: ResolvedRepo
-    image: str
-
-    @property
-    def labels(self):
-        """Labels for the image and the container: where it came from, never who launched it."""
-        return {
-            f"{LABEL_PREFIX}repo": self.resolved.source.repo_url or self.resolved.source.fetch_url,
-            f"{LABEL_PREFIX}spec": self.resolved.source.spec,
-            f"{LABEL_PREFIX}provider": self.resolved.source.provider,
-            f"{LABEL_PREFIX}ref": self.request.ref or "",
-            f"{LABEL_PREFIX}commit": self.resolved.version,
-            f"{LABEL_PREFIX}image": self.image,
-        }
+_DEPRECATED_SECTION = "BinderSpawnerMixin"
+_warned = set()  # old keys already warned about, once per hub process
 
 
 class BinderSpawnerMixin(LoggingConfigurable):
-    """Backend-independent Binder behaviour; mix in before a Spawner class."""
+    """The old name of BinderSpawner's settings: ``c.BinderSpawnerMixin.*`` is still applied (it
+    is a base class, so traitlets reads its section) and BinderSpawner warns about each key."""
+
+
+class BinderSpawner(BinderSpawnerMixin):
+    """Binder behaviour for any JupyterHub spawner: mix in before the Spawner class
+    (``class DockerBinderSpawner(BinderSpawner, DockerSpawner)``). Configure it as
+    ``c.BinderSpawner.*``; the backend's own settings stay under its class (c.DockerSpawner.*,
+    c.KubeSpawner.*)."""
 
     provider_classes = List(
         Type(klass=RepoProvider),
@@ -113,8 +91,7 @@ class BinderSpawnerMixin(LoggingConfigurable):
     ).tag(config=True)
 
     kernel_cull_interval = Int(
-    60, help="Seconds between two checks for idle kernels inside a server.").tag(
-        config=True)
+        60, help="Seconds between two checks for idle kernels inside a server.").tag(config=True)
 
     shutdown_no_activity_timeout = Int(
         900,
@@ -145,62 +122,55 @@ class BinderSpawnerMixin(LoggingConfigurable):
     def _default_cmd(self):
         return ["jupyterhub-singleuser"]
 
-    _build_queue = None
-    launch = None
+    launch = None  # the current (or last) Launch, made by launcher.make_launch in start()
+    launch_state = None  # saved with the server: {"phase": preparing|starting|running, repo, ...}
+    quota_key = None  # the repository this server counts against in the quotas, once admitted
 
-    @classmethod
-    def build_queue(cls, max_concurrent):
-        """The hub-wide queue (one per hub process, shared by every spawner)."""
-        queue = BinderSpawnerMixin._build_queue
-        if queue is None:
-            queue = BinderSpawnerMixin._build_queue = BuildQueue(max_concurrent)
-        queue.max_concurrent = max_concurrent
-        return queue
+    # The launching member's TokenCredentials, set before each launch by binderspawner.auth from
+    # their auth_state. Held in memory only: never saved with the server's state, never logged.
+    member_credentials = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.progress_log = ProgressLog()
+        metrics.bind_gauges(self.lifecycle.lifecycle_dir, hub_queue_length)
+        _warn_deprecated_config(self.config, self.log)
+
+    @property
+    def lifecycle(self):
+        return HubCleanup(config=self.config)
 
     @property
     def resources(self):
-        """This launch's limits (isolation.py: policy per repo, group and size), else the defaults."""
-        return isolation.resources_for(self)
-
-    _binder_repo = None
+        """This launch's limits (policy per repository, group and size), else the defaults."""
+        return self.launch.resources if self.launch else launcher.base_resources(self)
 
     @property
     def binder_repo(self):
         """The repository this server is launched from; quotas.py counts servers by it."""
-        state = self.launch_state or {}
-        return self._binder_repo or state.get("identity") or state.get("repo")
+        saved = self.launch_state or {}
+        return self.quota_key or saved.get("quota_key") or saved.get("repo")
 
-    # progress -----------------------------------------------------------------------------------
+    def launch_options(self, options):
+        """The user_options the launch reads; a backend drops the options it handles itself."""
+        return options
 
-    def _reset_progress(self):
-        # capped like build logs: a launch with a huge build log keeps its last events
-        self._progress_events = buildlogs.EventWindow(size=lambda event: len(event.get("message", "")) + 32)
-        self._progress_changed = asyncio.Event()
+    def credentials_for(self, provider, source):
+        """The member's token if every place resolving and building ``source`` sends it is one of
+        the hosts that issued it; else None (the launch goes anonymous or with the hub's token)."""
+        credentials = self.member_credentials
+        if credentials is not None and all(credentials.covers(url)
+                                           for url in provider.credential_urls(source)):
+            return credentials
+        return None
 
-    def _report(self, message, progress=None):
-        if not hasattr(self, "_progress_events"):
-            self._reset_progress()
-        event = {"message": message}
-        if progress is not None:
-            event["progress"] = progress
-        self._progress_events.append(event)
-        self._progress_changed.set()
-        self._progress_changed = asyncio.Event()
+    # progress and the spawn form ------------------------------------------------------------------
 
     async def progress(self):
-        if not hasattr(self, "_progress_events"):
-            self._reset_progress()
-        seen = 0
-        while True:
-            changed = self._progress_changed
-            missed, events, seen = self._progress_events.since(seen)
-            if missed:
-                yield {"message": f"[{missed} earlier messages are not kept]"}
-            for event in events:
-                yield event
-            await changed.wait()
-
-    # the spawn form -------------------------------------------------------------------------------
+        # JupyterHub asks while a spawn is pending, maybe before start() opened its launch: follow
+        # the launch that is current, and the next one when it begins.
+        async for event in self.progress_log.subscribe(latest=True):
+            yield event
 
     @default("options_form")
     def _default_options_form(self):
@@ -215,81 +185,34 @@ class BinderSpawnerMixin(LoggingConfigurable):
             if value:
                 options[key] = value
         try:
-            request = parse_launch_options(options)
-            detect(request.repo, [cls(parent=self) for cls in self.provider_classes])
+            launcher.read_request(self, options)
         except LaunchError as e:
             form.remember_error(self.user.name, e, options)
             raise form.with_field_html(e, options) from None
         return options
 
-    # launch -------------------------------------------------------------------------------------
+    # start / stop ---------------------------------------------------------------------------------
 
-    # The launching member's TokenCredentials, set before each launch by binderspawner.auth from
-    # their auth_state. Held in memory only: never saved with the server's state, never logged.
-    member_credentials = None
-
-    def credentials_for(self, provider, source):
-        """The member's token if every place resolving and building ``source`` sends it is one of
-        the hosts that issued it; else None (the launch goes anonymous or with the hub's token)."""
-        credentials = self.member_credentials
-        if credentials is not None and all(credentials.covers(url)
-                                           for url in provider.credential_urls(source)):
-            return credentials
-        return None
-
-    async def prepare_launch(self, options=None, report=None):
-        """Resolve and find-or-build; returns the Launch. Raises LaunchError for the user.
-
-        ``options`` and ``report`` default to this spawner's user_options and progress; the build
-        API passes its own to build without starting a server."""
-        request = parse_launch_options(self.user_options if options is None else options)
-        _report = report or self._report
-        providers = [cls(parent=self) for cls in self.provider_classes]
-        provider, source = detect(request.repo, providers)
-        # Banned/allowed specs and per-spec settings (speccontrol.py); a ref in the spec counts.
-        ref, _, spec_settings = SpecControl(parent=self).check(source, request.ref)
-        if options is None:  # a server launch (not the build API): its limits and quotas
-            isolation.apply_launch_policy(self, source, spec_settings)
-        what = f"ref {ref!r}" if ref else "the default branch"
-        _report(f"Resolving {what} of {source.display_name}", 5)
-        credentials = self.credentials_for(provider, source)
-        # Every launch asks the host (with this member's rights), also for a full sha whose image
-        # exists: who may not read the repository gets the same 404 as for a missing one.
-        resolved = await provider.resolve(source, ref, credentials=credentials)
-        launch = Launch(request, resolved, images.image_reference(self.image_prefix, source.slug,
-                                                                  resolved.version))
-        _report(f"{resolved.resolved_from} is at {resolved.version[:12]}; image {launch.image}", 10)
-
-        builder = self.builder_class(parent=self)
-        await asyncio.get_running_loop().run_in_executor(None, self._record_launch, launch.image)
-        build = self.build_queue(self.max_concurrent_builds).ensure(
-            launch.image,
-            exists=lambda: builder.image_exists(launch.image),
-            build=lambda emit: self._run_build(builder, launch, emit, credentials),
-        )
-        buildlogs.STORE.record(launch.image, self.user.name, build)
-        async for event in build.follow():
-            progress = None if event.fraction is None else 15 + int(70 * event.fraction)
-            _report(f"[{event.phase}] {event.message}", progress)
-        built = await build.wait()
-        _report(f"{'Built' if built else 'Found'} image {launch.image}; starting server", 90)
-        return launch
+    def _admit(self, quota_key):
+        self.quota_key = quota_key
 
     async def start(self):
-        self._reset_progress()
+        self.progress_log.restart()
+        self.launch, self.quota_key = None, None
         started = time.monotonic()
-        self._save_launch_state({"phase": "preparing", "options": dict(self.user_options or {})})
-        self._built_here = False
+        self.launch_state = {"phase": "preparing", "options": dict(self.user_options or {})}
+        state.save_now(self)
         kind = "unknown"
         try:
             try:
-                launch = await self.prepare_launch()
+                launch = await launcher.make_launch(self, self.user_options, self.progress_log.report,
+                                                    admit=self._admit)
             except LaunchError as e:  # shown next to its field when the spawn form is re-rendered
                 raise form.with_field_html(e, self.user_options) from None
-            kind = "built" if self._built_here else "cached"
+            kind = "built" if launch.built else "cached"
             self.launch = launch
             self.image = launch.image
-            self.launch_state = {"phase": "starting", **self._launch_fields(launch)}
+            self.launch_state = {"phase": "starting", **launch.state}
             if launch.request.urlpath:
                 self.default_url = "/" + launch.request.urlpath
             result = await super().start()
@@ -302,54 +225,57 @@ class BinderSpawnerMixin(LoggingConfigurable):
         metrics.LAUNCH_DURATION.labels(image=kind).observe(time.monotonic() - started)
         return result
 
-    # lifecycle: saved state, builds, in-server culling, stop reasons ---------------------------------
+    async def stop(self, now=False):
+        orm_spawner = getattr(self, "orm_spawner", None)
+        if orm_spawner is not None:
+            metrics.SERVER_STOPS.labels(reason=culling.stop_reason_for(
+                culling.IdleCuller(config=self.config), orm_spawner)).inc()
+        return await super().stop(now=now)
 
-    launch_state = None  # {"phase": preparing|starting|running, repo, ref, commit, image, ...}
-    _built_here = False
+    def get_args(self):
+        return [*super().get_args(), *culling.server_args(
+            self.kernel_cull_timeout, self.kernel_cull_interval, self.shutdown_no_activity_timeout)]
 
-    @staticmethod
-    def _launch_fields(launch):
-        return {"repo": launch.resolved.source.spec, "identity": launch.resolved.source.repository,
-                "ref": launch.request.ref or "",
-                "commit": launch.resolved.version, "image": launch.image,
-                "fetch_url": launch.resolved.source.fetch_url}
+    def get_env(self):
+        env = super().get_env()
+        if self.launch:
+            source = self.launch.resolved.source
+            env["BINDER_REPO_URL"] = source.repo_url or source.fetch_url
+            env["BINDER_REF"] = self.launch.resolved.version
+            env.update(pushback.container_env(PushBack(config=self.config).enabled, self.member_credentials,
+                                              source.fetch_url, env.get("JUPYTERHUB_API_URL")))
+        return env
 
-    @property
-    def lifecycle(self):
-        return HubCleanup(config=self.config)
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        _bind_gauges(self.lifecycle.lifecycle_dir)
+    # saved state ----------------------------------------------------------------------------------
 
     def get_state(self):
-        state = super().get_state()
+        saved = super().get_state()
         if self.launch_state:
-            state["binder"] = dict(self.launch_state)
-        return state
+            saved["binder"] = dict(self.launch_state)
+        return saved
 
-    def load_state(self, state):
-        super().load_state(state)
-        saved = state.get("binder") if isinstance(state, dict) else None
-        self.launch_state = dict(saved) if isinstance(saved, dict) else None
-        if self.launch_state and self.launch_state.get("phase") == "preparing":
-            # Loaded from the database while this server was still being prepared: the hub process
-            # that was preparing it died (the cleanup service kills its orphaned build). Make the
-            # launch read as failed, with a reason, on the progress stream and the spawn page.
-            repo = self.launch_state.get("options", {}).get("repo", "the repository")
-            failed = asyncio.get_event_loop().create_future()
-            failed.set_exception(LaunchError(
-                f"The launch of {repo} was interrupted because the hub restarted while it was being "
-                "prepared (its build was stopped). Launch it again: the build starts over and reuses "
-                "what was already built.", status=503))
-            self._spawn_future = failed
+    def load_state(self, saved):
+        super().load_state(saved)
+        self.launch_state = state.binder_state(saved)
+        interrupted = state.interrupted_launch(self.launch_state)
+        if interrupted is not None:
             self.launch_state = None
-        elif self.launch_state and self.launch_state.get("phase") == "failed":
+            self._fail_loaded_spawn(interrupted)
+        elif (self.launch_state or {}).get("phase") == "failed":
             # a failed launch, loaded after a hub restart: its message stays on the progress page
-            failed = asyncio.get_event_loop().create_future()
-            failed.set_exception(LaunchError(self.launch_state.get("message") or "The launch failed.",
-                                             status=500))
-            self._spawn_future = failed
+            self._fail_loaded_spawn(LaunchError(self.launch_state.get("message") or "The launch failed.",
+                                                status=500))
+
+    def _fail_loaded_spawn(self, error):
+        """Loaded from the database while this server was still being prepared: the hub process
+        that was preparing it died (the cleanup service kills its orphaned build). Make the launch
+        read as failed, with a reason, on the progress stream and the spawn page. JupyterHub keeps
+        a failed spawn only in its private ``_spawn_future`` (what its pages read) and has no public
+        way to mark a spawner failed, so this is the one place binderspawner sets it, on itself.
+        Also used for a launch that failed before the restart (its message is kept)."""
+        failed = asyncio.get_event_loop().create_future()
+        failed.set_exception(error)
+        self._spawn_future = failed
 
     def clear_state(self):
         super().clear_state()
@@ -359,8 +285,8 @@ class BinderSpawnerMixin(LoggingConfigurable):
     def _record_failure(self, error):
         """Keep why this launch failed (saved with the server) until the next launch replaces it."""
         message = getattr(error, "jupyterhub_message", None) or str(error) or type(error).__name__
-        self._save_launch_state({"phase": "failed", "message": message,
-                                 "options": dict(self.user_options or {})})
+        self.launch_state = {"phase": "failed", "message": message, "options": dict(self.user_options or {})}
+        state.save_now(self)
 
     @property
     def launch_failed(self):
@@ -370,96 +296,15 @@ class BinderSpawnerMixin(LoggingConfigurable):
             return None
         if (self.launch_state or {}).get("phase") == "failed":
             return self.launch_state.get("message") or "The launch failed."
-        future = self._spawn_future  # JupyterHub's: failed after start() (e.g. never answered)
-        if future is not None and future.done() and not future.cancelled() and future.exception():
-            return str(future.exception())
-        return None
-
-    def _save_launch_state(self, launch_state):
-        """Persist now (JupyterHub only saves state once start() returns), so a hub that dies
-        during a build finds out after its restart."""
-        self.launch_state = launch_state
-        orm_spawner = getattr(self, "orm_spawner", None)
-        if orm_spawner is None:
-            return
-        from sqlalchemy import inspect as sa_inspect
-
-        session = sa_inspect(orm_spawner).session
-        if session is not None:
-            orm_spawner.state = self.get_state()
-            session.commit()
-
-    def _record_launch(self, image):
-        try:
-            LaunchLog(self.lifecycle.lifecycle_dir).record(image)
-        except Exception:  # noqa: BLE001 - the cache's bookkeeping must not fail a launch
-            self.log.exception("Could not record the launch of %s", image)
-
-    async def _run_build(self, builder, launch, emit, credentials=None):
-        """One build: marked with this hub's id and pid (so a restarted hub can tell it is
-        orphaned), in its own scratch directory, counted in the metrics."""
-        self._built_here = True
-        lifecycle = self.lifecycle
-        root = build_tmp_root(lifecycle.lifecycle_dir)
-        os.makedirs(root, exist_ok=True)
-        scratch = tempfile.mkdtemp(prefix="build-", dir=root)
-        record = os.path.join(build_records_dir(lifecycle.lifecycle_dir),
-                              os.path.basename(scratch) + ".json")
-        env = {ENV_HUB_ID: lifecycle.hub_id, ENV_HUB_PID: str(os.getpid()), ENV_BUILD_TMP: scratch,
-               ENV_BUILD_RECORD: record, "TMPDIR": scratch}
-        labels = {**launch.labels, LABEL_HUB: lifecycle.hub_id}
-        metrics.BUILDS_STARTED.inc()
-        metrics.BUILDS_RUNNING.inc()
-        started, status = time.monotonic(), "failure"
-        try:
-            await builder.build(BuildRequest(launch.image, launch.resolved, labels, env, credentials), emit)
-            status = "success"
-        finally:
-            metrics.BUILDS_RUNNING.dec()
-            metrics.BUILD_DURATION.labels(status=status).observe(time.monotonic() - started)
-            if status != "success":
-                metrics.BUILDS_FAILED.inc()
-            shutil.rmtree(scratch, ignore_errors=True)
-            if os.path.exists(record):
-                os.remove(record)
-
-    def get_args(self):
-        return [*super().get_args(), *culling.server_args(
-            self.kernel_cull_timeout, self.kernel_cull_interval, self.shutdown_no_activity_timeout)]
-
-    async def stop(self, now=False):
-        orm_spawner = getattr(self, "orm_spawner", None)
-        if orm_spawner is not None:
-            culler = culling.IdleCuller(config=self.config)
-            reason = culling.stop_reason(culling.utcnow(), orm_spawner.last_activity, orm_spawner.started,
-                                         culler.timeout, culler.max_age)
-            metrics.SERVER_STOPS.labels(reason=reason).inc()
-        return await super().stop(now=now)
-
-    def get_env(self):
-        env = super().get_env()
-        if self.launch:
-            env["BINDER_REPO_URL"] = self.launch.resolved.source.repo_url or self.launch.resolved.source.fetch_url
-            env["BINDER_REF"] = self.launch.resolved.version
-            env.update(pushback.container_env(PushBack(config=self.config).enabled, self.member_credentials,
-                                              self.launch.resolved.source.fetch_url,
-                                              env.get("JUPYTERHUB_API_URL")))
-        return env
+        error = spawn_failure(self)  # failed after start() returned (e.g. never answered)
+        return str(error) if error is not None else None
 
 
-def _bind_gauges(lifecycle_dir):
-    """Gauges read on scrape: the queue from this process, the cache from the cleanup's summary."""
-    def queue_length():
-        queue = BinderSpawnerMixin._build_queue
-        return queue.queue_length if queue else 0
-
-    def cache(key):
-        try:
-            with open(os.path.join(lifecycle_dir, CACHE_SUMMARY)) as f:
-                return float(json.load(f)[key])
-        except (OSError, ValueError, KeyError):
-            return float("nan")
-
-    metrics.BUILD_QUEUE_LENGTH.set_function(queue_length)
-    metrics.CACHE_IMAGES.set_function(lambda: cache("images"))
-    metrics.CACHE_BYTES.set_function(lambda: cache("bytes"))
+def _warn_deprecated_config(config, log):
+    """Warn, once per key, about settings under the old section name."""
+    old = dict.get(config, _DEPRECATED_SECTION) or {}
+    for key in old:
+        if key not in _warned:
+            _warned.add(key)
+            log.warning("c.%s.%s is deprecated: set c.BinderSpawner.%s instead (the old name is "
+                        "still applied, below c.BinderSpawner.%s).", _DEPRECATED_SECTION, key, key, key)

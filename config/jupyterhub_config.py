@@ -64,13 +64,13 @@ c.Repo2DockerBuilder.nearest_newer_python = True
 # A CA bundle builds must trust when outbound TLS goes through an intercepting proxy ('' for none).
 c.Repo2DockerBuilder.extra_ca_bundle = os.environ.get("BINDERSPAWNER_EXTRA_CA", "")  # (env)
 c.Repo2DockerBuilder.build_timeout = 1800  # seconds before a build is stopped
-c.BinderSpawnerMixin.max_concurrent_builds = 2  # more launches of unbuilt images wait in line
-c.BinderSpawnerMixin.image_prefix = "binder-"  # or "registry.example.org:5000/binder/"
+c.BinderSpawner.max_concurrent_builds = 2  # more launches of unbuilt images wait in line
+c.BinderSpawner.image_prefix = "binder-"  # or "registry.example.org:5000/binder/"
 
 # --- Limits on every server (mybinder.org's published limits) ---------------------------------
 c.DockerSpawner.cpu_limit = 1.0  # CPUs
 c.DockerSpawner.mem_limit = "1G"  # swap is capped at this too, so it is a hard limit
-c.BinderSpawnerMixin.pids_limit = 1024  # processes and threads; stops fork bombs
+c.BinderSpawner.pids_limit = 1024  # processes and threads; stops fork bombs
 c.Spawner.start_timeout = 1800  # a first launch includes the build
 # Sizes users may pick with the 'size' option, and the most they may pick (0: no cap); groups can
 # get more with c.ResourcePolicy.group_config, launch specs with c.SpecControl.spec_config.
@@ -114,8 +114,8 @@ c.IdleCuller.timeout = 600  # seconds idle before a server is stopped
 c.IdleCuller.interval = 60  # seconds between checks
 c.IdleCuller.max_age = 6 * 3600  # stopped even if active (mybinder.org: 6 h); 0 for no limit
 # Server side (works while the hub is down): idle kernels and then idle servers end themselves.
-c.BinderSpawnerMixin.kernel_cull_timeout = 600
-c.BinderSpawnerMixin.shutdown_no_activity_timeout = 900
+c.BinderSpawner.kernel_cull_timeout = 600
+c.BinderSpawner.shutdown_no_activity_timeout = 900
 # Cleanup service: orphaned builds and containers, build scratch, and the image cache's budget.
 c.HubCleanup.lifecycle_dir = f"{state}/lifecycle"
 c.HubCleanup.image_cache_budget = os.environ.get("BINDERSPAWNER_IMAGE_CACHE", "50G")  # (env)

@@ -123,3 +123,20 @@ class BuildQueue:
     def _wake(self):
         self._slot_freed.set()
         self._slot_freed = asyncio.Event()
+
+
+_hub_queue = None
+
+
+def hub_queue(max_concurrent):
+    """The hub-wide queue: one per hub process, shared by every spawner and the build API."""
+    global _hub_queue
+    if _hub_queue is None:
+        _hub_queue = BuildQueue(max_concurrent)
+    _hub_queue.max_concurrent = max_concurrent
+    return _hub_queue
+
+
+def hub_queue_length():
+    """Builds waiting in this process's queue (0 before any launch); read by the metrics gauge."""
+    return _hub_queue.queue_length if _hub_queue is not None else 0

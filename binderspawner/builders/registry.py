@@ -168,7 +168,7 @@ class RegistryClient(LoggingConfigurable):
     def base_url(self, registry):
         if registry == DOCKER_HUB:
             raise RegistryError("Image names without a registry host cannot be checked in a registry: "
-                                "set c.BinderSpawnerMixin.image_prefix to e.g. "
+                                "set c.BinderSpawner.image_prefix to e.g. "
                                 "'registry.example.org/binder/'.")
         scheme = "http" if is_loopback(registry) or registry in self.plain_http else "https"
         return f"{scheme}://{registry}"

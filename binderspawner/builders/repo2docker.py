@@ -11,49 +11,28 @@ import sys
 import tempfile
 
 import docker
-import jupyterhub
-from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Dict, Float, List, TraitError, Unicode, default, validate
 
 from binderspawner import messages
 from binderspawner.builders import checkout as checkouts
 from binderspawner.builders.environment import EnvironmentRefused, Policy, decide
 from binderspawner.dockerhost import fence
 from binderspawner.errors import BuildFailed, RepositoryRefused
-from binderspawner.services.cleanup import ENV_BUILD_RECORD, LABEL_HUB, write_build_record
+from binderspawner.services.cleanup import ENV_BUILD_RECORD, write_build_record
 from binderspawner.providers.git import GitProvider, git_environment
 from binderspawner.builders.registry import RegistryClient, parse_image
-from binderspawner.builders.base import Builder
+from binderspawner.builders.base import (  # noqa: F401 - log helpers: their old home
+    LOG_TAIL, Repo2DockerBase, credential_variables, parse_log_line, relay_log_line, step_fraction)
 from binderspawner.builders.buildpacks.venv import install_failure
 
 CONFIG_FILE = os.path.join(os.path.dirname(__file__), "repo2docker_config.py")
-LOG_TAIL = 20
 
 
-class Repo2DockerBuilder(Builder):
-    buildpacks = CaselessStrEnum(
-        ["venv", "repo2docker"],
-        default_value="venv",
-        help="""Which buildpacks build repositories without a Dockerfile.
-
-        'venv': binderspawner's buildpack, which pip-installs requirements.txt into a virtualenv made
-        from the base image's Python. Needs no conda and no Docker Hub, so it works offline from
-        your package mirror. Supports requirements.txt, apt.txt, postBuild, start and runtime.txt
-        (for the base image's Python version only).
-        'repo2docker': repo2docker's own buildpacks (conda, R, Julia, Pipfile, ...) as on mybinder.org;
-        they download micromamba and conda-forge packages at build time.
-        Dockerfile repositories build with repo2docker's Dockerfile buildpack either way.""",
-    ).tag(config=True)
-
-    base_image = Unicode(
-        help="""Base image for the kinds handed to repo2docker's own buildpacks (R, Julia, nix,
-        conda, with buildpacks='repo2docker'); '' means repo2docker's default. The hub's own
-        buildpacks take the image of the repository's Python from python_base_images, and use
-        this one only for builds without a checked clone (e.g. data records).""",
-    ).tag(config=True)
-
-    @default("base_image")
-    def _default_base_image(self):
-        return "binderspawner-base:bookworm" if self.buildpacks == "venv" else ""
+class Repo2DockerBuilder(Repo2DockerBase):
+    """repo2docker as a subprocess on the hub, building on the local Docker engine (or DOCKER_HOST),
+    optionally pushing to a registry, from the hub's own checked clone of a Git repository (its
+    environment decided before any Docker work: builders/environment.py). The settings every
+    repo2docker builder has are Repo2DockerBase's; these are the local engine's."""
 
     python_base_images = Dict(
         {"3.11": "binderspawner-base:bookworm", "3.13": "binderspawner-base:trixie",
@@ -109,66 +88,11 @@ class Repo2DockerBuilder(Builder):
         help="Seconds the hub's clone of a repository (at the launched commit) may take.",
     ).tag(config=True)
 
-    server_requirements = List(
-        Unicode(),
-        help="""pip requirements the venv buildpack installs before the repository's own: the
-        single-user server. Defaults to this hub's exact JupyterHub version, JupyterLab and
-        jupyter-offlinenotebook (as repo2docker images have).""",
-    ).tag(config=True)
-
-    @default("server_requirements")
-    def _default_server_requirements(self):
-        return [f"jupyterhub=={jupyterhub.__version__}", "jupyterlab", "jupyter-offlinenotebook"]
-
-    extra_ca_bundle = Unicode(
-        "",
-        help="""Path on the hub host to a PEM bundle of CA certificates that builds must trust,
-        for sites whose outbound TLS goes through an intercepting proxy (pip then fails with
-        CERTIFICATE_VERIFY_FAILED). It is added to the image's system trust store and used by pip.
-        Example: '/etc/ssl/certs/ca-certificates.crt'.""",
-    ).tag(config=True)
-
     @validate("extra_ca_bundle")
     def _bundle_exists(self, proposal):
         if proposal.value and not os.path.isfile(proposal.value):
             raise TraitError(f"Repo2DockerBuilder.extra_ca_bundle: no file at {proposal.value!r}.")
         return os.path.abspath(proposal.value) if proposal.value else ""
-
-    content_providers = List(
-        Unicode(),
-        help="""repo2docker content providers (class names in repo2docker.contentproviders)
-        builds may use. Defaults to those the spawner's provider_classes need (Git, Zenodo,
-        Figshare, ...); ["Git"] without a spawner. Each build uses only the one its source needs,
-        so git builds never run the data providers' online lookups.""",
-    ).tag(config=True)
-
-    @default("content_providers")
-    def _default_content_providers(self):
-        needed = ["Git"]
-        for cls in getattr(self.parent, "provider_classes", ()):
-            needed += [name for name in getattr(cls, "content_providers", ()) if name not in needed]
-        return needed
-
-    def content_providers_for(self, source):
-        """The content provider list for one build (pure): the one ``source`` is fetched with."""
-        if source.content_provider not in self.content_providers:
-            raise BuildFailed(f"This hub cannot build {source.display_name}: repo2docker's "
-                              f"'{source.content_provider}' content provider is not in "
-                              "Repo2DockerBuilder.content_providers. Ask the hub admin to add it.")
-        return [source.content_provider]
-
-    build_timeout = Float(
-        1800,
-        help="Seconds a build may take before it is stopped and the launch fails.",
-    ).tag(config=True)
-
-    user_id = Int(1000, help="uid of the user in built images (repo2docker refuses 0).").tag(config=True)
-    user_name = Unicode("jovyan", help="Name of the user in built images.").tag(config=True)
-
-    repo2docker_command = List(
-        Unicode(),
-        help="The command that runs repo2docker. Defaults to this Python's 'python -m repo2docker'.",
-    ).tag(config=True)
 
     @default("repo2docker_command")
     def _default_command(self):
@@ -210,14 +134,6 @@ class Repo2DockerBuilder(Builder):
         if self.check_registry:
             return await RegistryClient(parent=self).manifest_exists(image)
         return False
-
-    def repo2docker_args(self, request):
-        """repo2docker's arguments for one build, without the command and --config (pure)."""
-        argv = ["--no-run", "--json-logs", "--user-id", str(self.user_id), "--user-name",
-                self.user_name, "--image-name", request.image, "--ref", request.resolved.version]
-        for key, value in sorted(request.labels.items()):
-            argv += ["--label", f"{key}={value}"]
-        return [*argv, request.resolved.source.fetch_url]
 
     def command(self, request, checkout=None):
         """The argv for one build (pure): no shell, every user-derived value already validated.
@@ -306,36 +222,15 @@ class Repo2DockerBuilder(Builder):
             raise BuildFailed(f"Built {image}, but pushing it to {name.registry} failed: "
                               f"{errors[-1]}.{hint}")
 
-    def provider_for(self, source):
-        """The provider (with the spawner's settings) that resolved ``source``; its rules bind
-        the build's clone too. GitProvider when none of the spawner's providers is named so."""
-        for cls in getattr(self.parent, "provider_classes", ()):
-            if cls.name == source.provider:
-                return cls(parent=self.parent, config=self.config)
-        return GitProvider(parent=self.parent, config=self.config)
-
     def r2d_settings(self, request=None, environment=None):
-        """What repo2docker_config.py reads (as JSON in BINDERSPAWNER_R2D_SETTINGS); for a
-        ``request``, only the content provider its source needs and the rules its clone obeys;
-        for a decided ``environment`` (the hub's checked clone), its buildpacks, base image and
-        files."""
-        provider = self.provider_for(request.resolved.source) if request else GitProvider(config=self.config)
-        settings = {
-            "git_rules": provider.git_rules(),
-            "buildpacks": self.buildpacks,
-            "base_image": self.base_image,
-            "server_requirements": self.server_requirements,
-            "extra_ca_bundle": self.extra_ca_bundle,
-            "hub_id": (request.labels.get(LABEL_HUB, "") if request else ""),  # its images: not for builds
-            "content_providers": (self.content_providers_for(request.resolved.source) if request
-                                  else list(self.content_providers)),
-        }
-        if environment is not None:
-            env_settings = self.environment_settings(environment)
-            settings.update(buildpacks=environment.buildpacks, content_providers=["Local"],
-                            base_image=self._base_image_for(environment, env_settings),
-                            environment=env_settings)
-        return settings
+        """The base's settings; for a decided ``environment`` (the hub's checked clone), its
+        buildpacks, base image and files, and repo2docker reads the local copy."""
+        if environment is None:
+            return super().r2d_settings(request)
+        env_settings = self.environment_settings(environment)
+        return super().r2d_settings(request, {
+            "buildpacks": environment.buildpacks, "content_providers": ["Local"],
+            "base_image": self._base_image_for(environment, env_settings), "environment": env_settings})
 
     def environment(self, request, environment=None, home=None):
         settings = self.r2d_settings(request, environment)
@@ -425,15 +320,6 @@ def failure_message(display_name, version, reason, tail, environment=None):
     return f"{head}\n{messages.LOG_TAIL_HEADER}\n" + ("\n".join(lines) or "(no output)")
 
 
-def credential_variables(credentials):
-    """The member's token for the build's clone (builders/checkedfetch.py offers it to the
-    repository's URL only and drops it once the clone is done); {} without credentials."""
-    if credentials is None:
-        return {}
-    return {"BINDERSPAWNER_GIT_TOKEN": credentials.token,
-            "BINDERSPAWNER_GIT_USERNAME": credentials.username}
-
-
 def private_home_environment(home):
     """HOME, Docker's config dir and Python's user site for a build's root-run tools, inside the
     build's own root-owned ``home`` (pure): no shared /tmp file (a .pth in a user site, a docker
@@ -441,36 +327,6 @@ def private_home_environment(home):
     return {"HOME": home, "DOCKER_CONFIG": os.path.join(home, ".docker"),
             "XDG_CONFIG_HOME": os.path.join(home, ".config"), "XDG_CACHE_HOME": os.path.join(home, ".cache"),
             "PYTHONNOUSERSITE": "1"}
-
-
-def relay_log_line(raw, tail, emit):
-    """Pass one raw line of repo2docker output to ``emit``, line by line, keeping ``tail``."""
-    phase, message = parse_log_line(raw)
-    for line in message.splitlines():
-        if line.strip():
-            tail.append(line)
-            emit(phase, line, step_fraction(line))
-
-
-def parse_log_line(raw):
-    """One line of repo2docker --json-logs output -> (phase, message) (pure)."""
-    text = raw.decode("utf-8", "replace").rstrip("\n")
-    try:
-        record = json.loads(text)
-    except ValueError:
-        return "building", text
-    if not isinstance(record, dict):
-        return "building", text
-    return str(record.get("phase") or "building"), str(record.get("message", "")).rstrip("\n")
-
-
-_STEP = re.compile(r"^#\d+ \[\s*(\d+)/(\d+)\]")
-
-
-def step_fraction(line):
-    """'#12 [ 9/17] RUN ...' (BuildKit's plain progress) -> 9/17; None for other lines (pure)."""
-    found = _STEP.match(line)
-    return int(found.group(1)) / int(found.group(2)) if found else None
 
 
 def _kill_group(proc):

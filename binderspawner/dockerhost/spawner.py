@@ -6,22 +6,16 @@ import inspect
 from dockerspawner import DockerSpawner
 from traitlets import default
 
-from binderspawner.dockerhost import fence
-from binderspawner.dockerhost import limits as isolation
-from binderspawner.dockerhost import startup
+from binderspawner.dockerhost import fence, limits, startup
+from binderspawner.policy.resources import ResourcePolicy
 from binderspawner.services.cleanup import LABEL_HUB
-from binderspawner.spawner import BinderSpawnerMixin
+from binderspawner.spawner import BinderSpawner
 
 
-async def _evaluated(spawner, value):
-    value = spawner._eval_if_callable(value)
-    if inspect.isawaitable(value):
-        value = await value
-    return copy.deepcopy(value or {})
-
-
-class DockerBinderSpawner(BinderSpawnerMixin, DockerSpawner):
+class DockerBinderSpawner(BinderSpawner, DockerSpawner):
     """Binder launches on one Docker host."""
+
+    cpu_limit_task = None  # applying the CPU limit after ResourcePolicy.startup_cpu_grace
 
     @default("remove")
     def _default_remove(self):
@@ -29,14 +23,16 @@ class DockerBinderSpawner(BinderSpawnerMixin, DockerSpawner):
 
     async def start(self):
         started = await super().start()
-        await startup.wait_until_answering(self, started, self._report)  # exited: fails in seconds
-        isolation.limit_cpu_when_up(self, started)  # with ResourcePolicy.startup_cpu_grace only
+        # a server that exits before it answers fails in seconds, with its exit code and output
+        await startup.wait_until_answering(self, started, self.progress_log.report)
+        # with ResourcePolicy.startup_cpu_grace only
+        self.cpu_limit_task = limits.limit_cpu_when_up(self, started, self.resources.cpu_limit)
         return started
 
     async def poll(self):
         status = await super().poll()
         if status is None:
-            await isolation.ensure_cpu_limit(self)
+            await limits.ensure_cpu_limit(self, self.cpu_limit_task)
             if not await fence.reverify_server_egress(self):
                 self.log.error("Stopping %s: its egress rules are gone and cannot be restored",
                                self.container_name)
@@ -51,16 +47,25 @@ class DockerBinderSpawner(BinderSpawnerMixin, DockerSpawner):
         await fence.ensure_server_egress(self)  # fails closed: no rules, no server
         return await startup.start_container(self, super().start_object)  # refused: says why
 
+    async def _evaluated(self, value):
+        """A copy of an extra_* setting, evaluated as DockerSpawner does (it may be callable)."""
+        value = self._eval_if_callable(value)
+        if inspect.isawaitable(value):
+            value = await value
+        return copy.deepcopy(value or {})
+
     async def create_object(self):
         # Add the launch's labels and limits to what the admin configured, for this container only.
-        await isolation.check_writable_layer(self, self.resources)
+        resources = self.resources
+        await limits.check_writable_layer(self, resources)
         await fence.ensure_server_egress(self)  # fails closed: no rules, no container
         configured_create, configured_host = self.extra_create_kwargs, self.extra_host_config
-        create = await _evaluated(self, configured_create)
-        host = await _evaluated(self, configured_host)
+        create = await self._evaluated(configured_create)
+        host = await self._evaluated(configured_host)
         create.setdefault("labels", {}).update(self.launch.labels if self.launch else {})
         create["labels"][LABEL_HUB] = self.lifecycle.hub_id  # cleanup finds this hub's containers by it
-        for key, value in isolation.docker_limits(self, create["labels"]).items():
+        grace = ResourcePolicy(parent=self).startup_cpu_grace
+        for key, value in limits.docker_limits(resources, grace, create["labels"]).items():
             host.setdefault(key, value)
         fence.harden(host)  # no raw sockets (spoofed sources), no set-uid gains
         host["auto_remove"] = False  # an exited server's log is read first (startup.py); poll() removes it

@@ -17,20 +17,21 @@ import time
 import aiohttp
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner.clients import load_config, shared_client
-from traitlets import Bool, Dict, Float, List, Unicode, default, validate
+from traitlets import Bool, Dict, Float, List, Unicode, default
 
 from binderspawner.errors import BuildFailed, LaunchError
 from binderspawner.providers.git import GitProvider
 from binderspawner.builders.registry import DOCKER_HUB, RegistryClient, parse_image
-from binderspawner.builders.repo2docker import (LOG_TAIL, Repo2DockerBuilder, credential_variables,
-                                                relay_log_line)
+from binderspawner.builders.base import LOG_TAIL, Repo2DockerBase, credential_variables, relay_log_line
 from binderspawner.kubernetes import objects
 
 
-class KubernetesBuilder(Repo2DockerBuilder):
+class KubernetesBuilder(Repo2DockerBase):
     """repo2docker in a build pod, pushing to a registry. The repo2docker settings (buildpacks,
-    base_image, server_requirements, content_providers, build_timeout, user_id) are
-    Repo2DockerBuilder's, so a config written for one Docker host keeps working."""
+    base_image, server_requirements, content_providers, build_timeout, user_id) are the shared
+    Repo2DockerBase's: set them as c.KubernetesBuilder.* (or c.Repo2DockerBase.* for both
+    builders). The local engine's settings (push, check_registry) are not this builder's: build
+    pods always push, and whether an image exists is asked of the registry."""
 
     namespace = Unicode(
         help="""Namespace build pods run in. Default: the namespace of the user pods
@@ -128,10 +129,6 @@ class KubernetesBuilder(Repo2DockerBuilder):
     def _default_command(self):
         return ["python3", "-m", "binderspawner.kubernetes.r2d"]
 
-    @validate("extra_ca_bundle")
-    def _bundle_exists(self, proposal):
-        return proposal.value  # a path inside the build image, not on the hub
-
     _last_cleanup = {}  # namespace -> monotonic time of the last sweep, hub-wide
 
     # the Kubernetes API -------------------------------------------------------------------------
@@ -153,7 +150,7 @@ class KubernetesBuilder(Repo2DockerBuilder):
         if parse_image(image).registry == DOCKER_HUB and not image.startswith("docker.io/"):
             raise LaunchError(
                 f"Images built on Kubernetes must go to a registry every node can pull from, but "
-                f"{image!r} names none. Set c.BinderSpawnerMixin.image_prefix to e.g. "
+                f"{image!r} names none. Set c.BinderSpawner.image_prefix to e.g. "
                 "'registry.example.org/binder/'.", status=500)
         return await RegistryClient(parent=self).manifest_exists(image)
 
@@ -161,9 +158,11 @@ class KubernetesBuilder(Repo2DockerBuilder):
         """The build container's argv (pure): repo2docker building and pushing the image."""
         return [*self.repo2docker_command, "--push", *self.repo2docker_args(request)]
 
-    def pod_environment(self, request=None):
+    def pod_environment(self, request):
+        """The build container's environment (pure): repo2docker's settings with only the content
+        provider ``request``'s source needs and the rules its clone obeys (the provider's
+        allowed_private_hosts...), and git limited to the transports users launch from."""
         return {
-            # With a request: the rules its clone obeys (the provider's allowed_private_hosts...).
             "BINDERSPAWNER_R2D_SETTINGS": json.dumps(self.r2d_settings(request)),
             "GIT_ALLOW_PROTOCOL": ":".join(GitProvider(config=self.config).allowed_schemes),
             "GIT_TERMINAL_PROMPT": "0",

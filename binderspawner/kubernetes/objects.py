@@ -9,6 +9,7 @@ import re
 from typing import Optional
 
 from binderspawner.policy import egress
+from binderspawner.policy.resources import kubespawner_traits
 
 BUILD_COMPONENT = "binderspawner-build"
 BUILD_CONTAINER = "build"
@@ -179,3 +180,12 @@ def pod_problem(pod_status):
                                      "CreateContainerConfigError", "CreateContainerError"):
             return f"{waiting['reason']}: {waiting.get('message', '').strip()}".rstrip(": ")
     return None
+
+
+def resource_traits(resources, extra_resource_limits=None):
+    """KubeSpawner trait values that make a user pod's requests and limits the launch's
+    ``resources`` (pure): cpu/mem limits and guarantees, and a disk limit as an
+    ephemeral-storage limit on top of the admin's extra_resource_limits (e.g. GPUs)."""
+    traits = kubespawner_traits(resources)
+    traits["extra_resource_limits"] = {**(extra_resource_limits or {}), **traits["extra_resource_limits"]}
+    return traits

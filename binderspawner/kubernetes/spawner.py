@@ -1,7 +1,8 @@
 """KubeBinderSpawner: Binder launches on Kubernetes, on top of KubeSpawner.
 
-The mixin does the Binder work (validate, resolve, find or build); KubeSpawner runs the pod. This
-class adds what only Kubernetes needs: the launch's labels and annotations on the pod, a
+BinderSpawner does the Binder work (validate, resolve, find or build); KubeSpawner runs the pod.
+This class adds what only Kubernetes needs: the launch's labels and annotations on the pod, the
+launch's Resources (per repository, group and size) as the container's requests and limits, a
 NetworkPolicy limiting the pod's egress (created before the pod, removed with the server), resource
 guarantees, and a profile choice (kubespawner's profile_list: node selectors, tolerations, sizes)
 next to the repository fields of the form.
@@ -17,7 +18,7 @@ from traitlets import Dict, Int, default
 
 from binderspawner.web import form
 from binderspawner.policy.egress import EgressPolicy
-from binderspawner.spawner import BinderSpawnerMixin
+from binderspawner.spawner import BinderSpawner
 from binderspawner.kubernetes import objects
 from binderspawner.kubernetes.builder import KubernetesBuilder
 
@@ -25,7 +26,7 @@ MiB = 1024**2
 PROFILE_OPTION = "profile"
 
 
-class KubeBinderSpawner(BinderSpawnerMixin, KubeSpawner):
+class KubeBinderSpawner(BinderSpawner, KubeSpawner):
     """Binder launches as pods; builds in build pods (KubernetesBuilder) pushing to a registry."""
 
     @default("builder_class")
@@ -61,7 +62,17 @@ class KubeBinderSpawner(BinderSpawnerMixin, KubeSpawner):
         return f"{self.pod_name}-egress"
 
     async def get_pod_manifest(self):
-        pod = await super().get_pod_manifest()
+        # The launch's limits for this pod only: the traits go back to the configured (or
+        # profile's) values, which the next launch's policy starts from.
+        limits = objects.resource_traits(self.resources, self.extra_resource_limits)
+        configured = {name: getattr(self, name) for name in limits}
+        try:
+            for name, value in limits.items():
+                setattr(self, name, value)
+            pod = await super().get_pod_manifest()
+        finally:
+            for name, value in configured.items():
+                setattr(self, name, value)
         launch = self.launch.labels if self.launch else {}
         labels, annotations = objects.split_metadata(launch)
         pod.metadata.labels = {**(pod.metadata.labels or {}), **labels,
@@ -91,12 +102,22 @@ class KubeBinderSpawner(BinderSpawnerMixin, KubeSpawner):
             options[PROFILE_OPTION] = profile
         return options
 
-    async def prepare_launch(self, options=None, report=None):
-        # 'profile' is kubespawner's (applied in load_user_options); the mixin sees the rest.
-        options = self.user_options if options is None else options
+    def launch_options(self, options):
+        # 'profile' is kubespawner's (applied in load_user_options); the launch reads the rest.
         if isinstance(options, dict) and PROFILE_OPTION in options:
-            options = {k: v for k, v in options.items() if k != PROFILE_OPTION}
-        return await super().prepare_launch(options, report)
+            return {k: v for k, v in options.items() if k != PROFILE_OPTION}
+        return options
+
+    def profile_choices(self):
+        """kubespawner's profile_list, initialized (slugs filled in); [] when it is not a list."""
+        profiles = self.profile_list if isinstance(self.profile_list, list) else []
+        return self._get_initialized_profile_list(profiles) if profiles else []
+
+    async def start(self):
+        # The profile first (kubespawner applies it again when it starts the pod, to the same
+        # values): the launch's limits are the profile's, then the policy's on top, as on Docker.
+        await KubeSpawner.load_user_options(self)
+        return await super().start()
 
     # egress policy lifecycle ----------------------------------------------------------------------
 
@@ -142,13 +163,13 @@ class KubeBinderSpawner(BinderSpawnerMixin, KubeSpawner):
 def render_form_with_profiles(spawner):
     """The Binder form, plus a choice of kubespawner profile when profile_list is a list."""
     html_form = form.render_form(spawner)
-    profiles = spawner.profile_list if isinstance(spawner.profile_list, list) else []
+    profiles = spawner.profile_choices()
     if not profiles:
         return html_form
     options = "".join(
         f'<option value="{html.escape(p["slug"])}"{" selected" if p.get("default") else ""}>'
         f'{html.escape(p.get("display_name", p["slug"]))}</option>'
-        for p in spawner._get_initialized_profile_list(profiles))
+        for p in profiles)
     return html_form + ('<div class="form-group mb-2"><label for="binder-profile" class="form-label">'
                         'Resources</label><select class="form-control" id="binder-profile" '
                         f'name="{PROFILE_OPTION}">{options}</select></div>')

@@ -288,7 +288,7 @@ def kubespawner_traits(resources):
 
 class ResourcePolicy(LoggingConfigurable):
     """Per-repository, per-group and user-selectable limits, on top of the spawner's defaults
-    (Spawner.cpu_limit, mem_limit, cpu_guarantee, mem_guarantee, BinderSpawnerMixin.pids_limit)."""
+    (Spawner.cpu_limit, mem_limit, cpu_guarantee, mem_guarantee, BinderSpawner.pids_limit)."""
 
     group_config = Dict(
         help="""Settings per JupyterHub group: {"group name": {...}} with keys cpu_limit,

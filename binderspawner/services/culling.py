@@ -98,3 +98,10 @@ def stop_reason(now, last_activity, started, timeout, max_age):
 
 def utcnow():
     return datetime.now(timezone.utc)
+
+
+def stop_reason_for(culler, orm_spawner):
+    """stop_reason for a server being stopped now, from its database record and the culler's
+    settings (IdleCuller.timeout, max_age)."""
+    return stop_reason(utcnow(), orm_spawner.last_activity, orm_spawner.started, culler.timeout,
+                       culler.max_age)

@@ -35,11 +35,11 @@ from binderspawner.auth import pushback
 
 from binderspawner.auth import sharing
 from binderspawner.auth import attach_member_credentials
+from binderspawner import launcher
 from binderspawner.web.badge import BADGE_SVG
 from binderspawner.errors import LaunchError
 from binderspawner.launch.links import parse_launch_path, server_name_for
-from binderspawner.providers import detect
-from binderspawner.launch.options import parse_launch_options
+from binderspawner.progress import ProgressLog, spawn_failure
 
 TEMPLATE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 TOKEN_EXPIRY = 24 * 3600  # seconds the build API's server token lives
@@ -77,10 +77,11 @@ class BinderHandler(BaseHandler):
         """Refuse a repository this hub would refuse, before any server entry is made (no network)."""
         spawner = user.spawner
         if hasattr(spawner, "provider_classes"):
-            request = parse_launch_options(link.user_options)
-            detect(request.repo, [cls(parent=spawner) for cls in spawner.provider_classes])
+            launcher.read_request(spawner, link.user_options)
 
     async def named_spawner(self, user, link):
+        """The repository's named server; a failed one is replaced by a fresh spawner (JupyterHub's
+        replace_failed), so its old failure does not stand in for the new launch."""
         name = server_name_for(link)
         if name not in user.orm_spawners:
             limit = self.settings.get("named_server_limit_per_user")
@@ -121,9 +122,7 @@ class LaunchHandler(BinderHandler):
             if spawner.active:
                 return self.redirect(pending_url)
         self.check_repo(user, link)
-        spawner = await self.named_spawner(user, link)
-        if spawner._spawn_future and spawner._spawn_future.done():
-            spawner._spawn_future = None
+        await self.named_spawner(user, link)
         spawn = asyncio.ensure_future(self.spawn_single_user(user, name, name, options=link.user_options))
         await asyncio.wait([spawn], timeout=1)
         if spawn.done() and spawn.exception():
@@ -225,17 +224,12 @@ class BuildHandler(BinderHandler):
         await attach_member_credentials(self.authenticator, user, user.spawner)
         # counted like a launch for the user's and the hub's quotas while it builds
         quotas.Quotas(parent=user.spawner).check_build_only(user.name)
-        reported = []
-        task = asyncio.ensure_future(user.spawner.prepare_launch(
-            options=link.user_options, report=lambda message, progress=None: reported.append(message)))
+        log = ProgressLog()
+        log.restart()
+        subscription = log.subscribe()
+        task = asyncio.ensure_future(launcher.make_launch(user.spawner, link.user_options, log.report))
         quotas.BUILD_ONLY.track(user.name, task)
-
-        def take():
-            batch = reported[:]
-            del reported[:len(batch)]
-            return batch
-
-        await self._follow(take, task.done)
+        await self._follow(lambda: [e["message"] for e in subscription.take()], task.done)
         if task.exception():
             raise _as_launch_error(task.exception())
         launch = task.result()
@@ -248,25 +242,17 @@ class BuildHandler(BinderHandler):
         spawner = user.spawners[name] if name in user.orm_spawners else None
         if spawner is None or not (spawner.ready or spawner.active):
             spawner = await self.named_spawner(user, link)
-            before = getattr(spawner, "_progress_events", None)
-            if spawner._spawn_future and spawner._spawn_future.done():
-                spawner._spawn_future = None
+            # the launch this spawn's start() opens (none is reported before it begins)
+            subscription = spawner.progress_log.subscribe(spawner.progress_log.launch + 1)
             spawn = asyncio.ensure_future(
                 self.spawn_single_user(user, name, name, options=link.user_options))
         else:  # running: straight to ready; starting: its whole progress so far, then the rest
-            before = getattr(spawner, "_progress_events", None) if spawner.ready else None
+            log = spawner.progress_log
+            subscription = log.subscribe(log.launch + 1) if spawner.ready else log.subscribe(latest=True)
             spawn = None
-        state = {"events": None, "seen": 0}
 
         def take():
-            events = getattr(spawner, "_progress_events", None)
-            if events is None or events is before:
-                return []  # this launch's start() has not begun reporting yet
-            if events is not state["events"]:
-                state["events"], state["seen"] = events, 0
-            missed, batch, state["seen"] = events.since(state["seen"])
-            return ([f"[{missed} earlier messages are not kept]"] if missed else []) + [
-                e.get("message", "") for e in batch]
+            return [e.get("message", "") for e in subscription.take()]
 
         def done():
             if spawn is not None and not spawn.done():
@@ -277,7 +263,7 @@ class BuildHandler(BinderHandler):
         if spawn is not None and spawn.exception():
             raise _as_launch_error(spawn.exception())
         if not spawner.ready:
-            error = spawner._spawn_future.exception() if spawner._spawn_future and spawner._spawn_future.done() else None
+            error = spawn_failure(spawner)
             raise _as_launch_error(error or RuntimeError("The server stopped before it was ready."))
         token = self.server_token(user, name, link)
         launch = getattr(spawner, "launch", None)

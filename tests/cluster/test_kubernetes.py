@@ -35,7 +35,7 @@ async def test_launch_an_example_end_to_end():
 
     config = Config()
     config.KubeSpawner.namespace = os.environ.get("BINDERSPAWNER_KUBE_NAMESPACE", "default")
-    config.BinderSpawnerMixin.image_prefix = setting("IMAGE_PREFIX")
+    config.BinderSpawner.image_prefix = setting("IMAGE_PREFIX")
     config.KubernetesBuilder.build_image = setting("BUILD_IMAGE")
     config.KubernetesBuilder.push_secret = os.environ.get("BINDERSPAWNER_KUBE_PUSH_SECRET", "")
     config.GitProvider.allowed_hosts = []
@@ -45,7 +45,7 @@ async def test_launch_an_example_end_to_end():
     try:
         ip_port = await spawner.start()
         assert ip_port
-        events = [e["message"] for e in spawner._progress_events]
+        events = [e["message"] for e in spawner.progress_log.events]
         assert any("image" in m for m in events)
         pod = await spawner.api.read_namespaced_pod(spawner.pod_name, spawner.namespace)
         assert pod.spec.containers[0].image == spawner.launch.image

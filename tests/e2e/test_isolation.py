@@ -45,7 +45,7 @@ NS, VETH_HOST, VETH_NS = f"bsiso{RUN}", f"bsi{RUN}h", f"bsi{RUN}n"
 PIDS_LIMIT = 256
 
 CONFIG = """
-c.BinderSpawnerMixin.pids_limit = {pids}
+c.BinderSpawner.pids_limit = {pids}
 c.Spawner.cpu_guarantee = 0.25
 c.Spawner.mem_guarantee = "256M"
 c.ResourcePolicy.sizes = {{"small": {{"cpu_limit": 0.5, "mem_limit": "512M"}},

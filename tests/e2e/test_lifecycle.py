@@ -152,7 +152,7 @@ RUN echo building && sleep 300
 
 def test_sigkill_restart_keeps_servers_and_fails_inflight_build(make_hub, git_server, docker_client):
     hub = make_hub("""
-c.BinderSpawnerMixin.shutdown_no_activity_timeout = 5
+c.BinderSpawner.shutdown_no_activity_timeout = 5
 c.HubCleanup.interval = 5
 culling.configure(c)
 cleanup.configure(c)

@@ -27,7 +27,7 @@ def config_hub(docker_client, git_server, tmp_path):
         [sys.executable, "-m", "jupyterhub", "-f", os.path.join(ROOT, "config", "jupyterhub_config.py"),
          f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{free_port()}",
          f"--JupyterHub.hub_port={free_port()}", f"--DockerSpawner.prefix=bstest-cfg-{run}",
-         "--BinderSpawnerMixin.image_prefix=bstest-"],
+         "--BinderSpawner.image_prefix=bstest-"],
         cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -15,7 +15,7 @@ from binderspawner.errors import BuildFailed, LaunchError
 from binderspawner.providers import (CKANProvider, DataverseProvider, FigshareProvider, GitProvider,
                                      HydroshareProvider, ZenodoProvider, detect)
 from binderspawner.providers.records import doi_of
-from binderspawner.spawner import BinderSpawnerMixin
+from binderspawner.spawner import BinderSpawner
 from tests.support.apifixtures import fresh_provider_caches
 
 RESOURCE = "b8f6eae9d89241cf8b5904033460af61"
@@ -170,10 +170,10 @@ async def test_ckan_site_on_a_private_address_is_refused(api):
 
 
 def test_content_providers_follow_the_configured_providers(api):
-    spawner = BinderSpawnerMixin()
+    spawner = BinderSpawner()
     builder = Repo2DockerBuilder(parent=spawner)
     assert builder.content_providers == ["Git", "Zenodo", "Figshare", "Hydroshare", "Dataverse", "CKAN"]
-    assert Repo2DockerBuilder(parent=BinderSpawnerMixin(
+    assert Repo2DockerBuilder(parent=BinderSpawner(
         provider_classes=[GitProvider])).content_providers == ["Git"]
     zenodo = providers(api)["zenodo"].parse("zenodo/10.5281/zenodo.1")
     assert builder.content_providers_for(zenodo) == ["Zenodo"]  # one per build: Git would take anything

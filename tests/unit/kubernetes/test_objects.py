@@ -19,12 +19,18 @@ from traitlets.config import Config
 
 from binderspawner.builders.repo2docker import credential_variables
 from binderspawner.builders import BuildRequest
+from binderspawner.errors import LaunchError
 from binderspawner.kubernetes import KubeBinderSpawner, KubernetesBuilder, objects
 from binderspawner.providers import RepoSource, ResolvedRepo
 from binderspawner.policy.egress import EgressPolicy
 from binderspawner.providers import GitProvider, TokenCredentials
 from binderspawner.builders.registry import RegistryClient
-from binderspawner.spawner import BinderSpawnerMixin, Launch
+from kubespawner import KubeSpawner
+
+from binderspawner import launcher
+from binderspawner.launcher import Launch
+from binderspawner.policy.resources import Resources
+from binderspawner.spawner import BinderSpawner
 from binderspawner.launch.options import LaunchRequest
 
 K8S_VERSION = "1.30.0"
@@ -37,11 +43,11 @@ def validate(manifest):
     kubernetes_validate.validate(copy.deepcopy(manifest), K8S_VERSION, strict=True)
 
 
-def launch(ref="feature/long-branch-name"):
+def launch(ref="feature/long-branch-name", resources=Resources()):
     source = RepoSource(provider="git", spec=URL, fetch_url=URL, slug="git.example.org/lab/a-repository",
                         display_name=URL)
     return Launch(LaunchRequest(URL, ref, "lab/tree/index.ipynb"),
-                  ResolvedRepo(source, ref, SHA, f"branch {ref}"), IMAGE)
+                  ResolvedRepo(source, ref, SHA, f"branch {ref}"), IMAGE, resources, URL)
 
 
 # pure pieces ------------------------------------------------------------------------------------
@@ -229,7 +235,7 @@ async def spawner(kube_api, tmp_path, monkeypatch):
     spawner = KubeBinderSpawner(_mock=True, namespace="binder")
     spawner.user.name = "alice"
     spawner.pod_name = "jupyter-alice"
-    spawner.launch = launch()
+    spawner.launch = launch(resources=launcher.base_resources(spawner))
     spawner.image = IMAGE
     return spawner
 
@@ -264,7 +270,8 @@ async def test_profiles_set_node_selector_tolerations_and_sizes(spawner):
             "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}},
     ]
     spawner.user_options = {"repo": URL, "profile": "gpu"}
-    await KubeBinderSpawner.__mro__[2].load_user_options(spawner)  # kubespawner's: applies the profile
+    await KubeSpawner.load_user_options(spawner)  # kubespawner's: applies the profile
+    spawner.launch = launch(resources=launcher.launch_resources(spawner))  # the profile's, then policy
     pod = await user_pod(spawner)
     validate(pod)
     assert pod["spec"]["nodeSelector"] == {"accelerator": "nvidia"}
@@ -275,6 +282,64 @@ async def test_profiles_set_node_selector_tolerations_and_sizes(spawner):
     html = spawner.options_form(spawner)
     assert 'name="profile"' in html and '<option value="gpu">GPU</option>' in html
     assert spawner.options_from_form({"repo": [URL], "profile": ["gpu"]}) == {"repo": URL, "profile": "gpu"}
+
+
+async def test_per_repository_group_and_size_limits_reach_the_pod(spawner):
+    """The launch's Resources (ResourcePolicy: a spec_config entry's settings, the user's groups,
+    the size they picked) are the user pod's requests and limits, through kubespawner's own code."""
+    from types import SimpleNamespace
+
+    spawner.config.ResourcePolicy.group_config = {"lab": {"mem_guarantee": "1G", "max_cpu_limit": 4}}
+    spawner.config.ResourcePolicy.sizes = {"large": {"cpu_limit": 3, "mem_limit": "6G"}}
+    spawner.config.ResourcePolicy.disk_limit = "10G"
+    spawner.user.groups = [SimpleNamespace(name="lab")]
+    spawner.extra_resource_limits = {"nvidia.com/gpu": "1"}
+    repo_settings = {"cpu_guarantee": 0.5, "mem_limit": "2G"}  # a matching SpecControl.spec_config entry
+
+    spawner.launch = launch(resources=launcher.launch_resources(spawner, repo_settings, size=None))
+    pod = await user_pod(spawner)
+    validate(pod)
+    assert pod["spec"]["containers"][0]["resources"] == {
+        "limits": {"cpu": 1.0, "memory": 2 * 1024**3, "ephemeral-storage": str(10 * 1024**3),
+                   "nvidia.com/gpu": "1"},
+        "requests": {"cpu": 0.5, "memory": 1024**3}}
+
+    spawner.launch = launch(resources=launcher.launch_resources(spawner, repo_settings, size="large"))
+    pod = await user_pod(spawner)
+    validate(pod)
+    resources = pod["spec"]["containers"][0]["resources"]
+    assert resources["limits"]["cpu"] == 3.0 and resources["limits"]["memory"] == 6 * 1024**3
+    assert resources["requests"] == {"cpu": 0.5, "memory": 1024**3}
+
+    # for this pod only: the next launch's policy starts from the configured values again
+    assert (spawner.cpu_limit, spawner.mem_limit, spawner.cpu_guarantee) == (1.0, 1024**3, 0.1)
+    assert spawner.extra_resource_limits == {"nvidia.com/gpu": "1"}
+
+
+async def test_a_size_above_the_cap_is_refused_before_any_pod(spawner):
+    spawner.config.ResourcePolicy.sizes = {"huge": {"cpu_limit": 16}}
+    spawner.config.ResourcePolicy.max_cpu_limit = 4
+    with pytest.raises(LaunchError, match="cap is 4 CPU"):
+        launcher.launch_resources(spawner, size="huge")
+
+
+async def test_start_applies_the_profile_before_the_launch_decides_its_limits(spawner, monkeypatch):
+    spawner.profile_list = [{"display_name": "Small", "default": True},
+                            {"display_name": "Big", "slug": "big",
+                             "kubespawner_override": {"mem_limit": "8G", "cpu_limit": 2}}]
+    spawner.user_options = {"repo": URL, "profile": "big"}
+    seen = {}
+
+    async def make_launch(spawner_, options, report, admit=None):
+        seen["base"] = launcher.base_resources(spawner_)
+        seen["options"] = spawner_.launch_options(options)
+        raise LaunchError("stop here: no provider is reachable in this test")
+
+    monkeypatch.setattr(launcher, "make_launch", make_launch)
+    with pytest.raises(LaunchError):
+        await spawner.start()
+    assert seen["base"].mem_limit == 8 * 1024**3 and seen["base"].cpu_limit == 2
+    assert seen["options"] == {"repo": URL}, "the profile is kubespawner's option, not the launch's"
 
 
 async def test_the_egress_network_policy_selects_only_this_server(spawner):
@@ -334,8 +399,8 @@ def test_shipped_z2jh_extra_config_names_real_settings(monkeypatch):
     config = Config()
     exec(compile(code, "extraConfig", "exec"), {"c": config})
     assert config.JupyterHub.spawner_class == "binder-kubernetes"
-    classes = {cls.__name__: cls for cls in (KubeBinderSpawner, KubernetesBuilder, RegistryClient, EgressPolicy,
-                                             GitProvider, KubeBinderSpawner.__mro__[2], BinderSpawnerMixin)}
+    classes = {cls.__name__: cls for cls in (KubeBinderSpawner, KubernetesBuilder, RegistryClient,
+                                             EgressPolicy, GitProvider, KubeSpawner, BinderSpawner)}
     for section, settings in config.items():
         if section == "JupyterHub":
             continue
