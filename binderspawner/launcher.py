@@ -24,7 +24,6 @@ from binderspawner import metrics
 from binderspawner.builders import BuildRequest
 from binderspawner.builders import logs as buildlogs
 from binderspawner.builders.queue import hub_queue
-from binderspawner.errors import LaunchError
 from binderspawner.launch import images
 from binderspawner.launch.options import LaunchRequest, parse_launch_options
 from binderspawner.launch.speccontrol import SpecControl

@@ -72,7 +72,7 @@ async def test_one_launch_carries_request_version_image_resources_and_quota_key(
     assert launch.image.startswith("t-") and launch.image.endswith(":" + launch.resolved.version)
     # the size wins over the group's memory (the user's pick comes last), nothing else changed
     assert (launch.resources.cpu_limit, launch.resources.mem_limit) == (0.5, 512 * 1024**2)
-    assert launch.quota_key == launch.resolved.source.with_ref(None).spec and admitted == [launch.quota_key]
+    assert launch.quota_key == launch.resolved.source.repository and admitted == [launch.quota_key]
     assert "main" not in launch.quota_key, "quotas count the repository, whatever the ref"
     assert launch.labels["binderspawner.commit"] == launch.resolved.version
     assert launch.built is True and MemoryBuilder.builds == [launch.image]

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 
 from binderspawner.errors import LaunchError
-from binderspawner.dockerhost.limits import quota_key
+from binderspawner.launcher import quota_key
 from binderspawner.launch.speccontrol import SpecControl
 from binderspawner.providers import DEFAULT_PROVIDERS, GitHubProvider, GitLabProvider, detect
 
