@@ -23,7 +23,6 @@ from binderspawner.providers.git import GitProvider, git_environment
 from binderspawner.builders.registry import RegistryClient, parse_image
 from binderspawner.builders.base import (  # noqa: F401 - log helpers: their old home
     LOG_TAIL, Repo2DockerBase, credential_variables, parse_log_line, relay_log_line, step_fraction)
-from binderspawner.builders.buildpacks.venv import install_failure
 
 CONFIG_FILE = os.path.join(os.path.dirname(__file__), "repo2docker_config.py")
 
@@ -239,6 +238,9 @@ class Repo2DockerBuilder(Repo2DockerBase):
         if home:  # repo2docker, git and docker run as root: nothing of theirs may come from /tmp
             env.update(private_home_environment(home))
         env["BINDERSPAWNER_R2D_SETTINGS"] = json.dumps(settings)
+        # A config file that fails to load must fail the build, not fall back to repo2docker's
+        # defaults (its own buildpacks and base images) without a word.
+        env["TRAITLETS_APPLICATION_RAISE_CONFIG_FILE_ERROR"] = "1"
         # PYTHONPATH: repo2docker loads this package's config file and must import the same package.
         for name in ("DOCKER_HOST", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "DOCKER_CONFIG", "PYTHONPATH"):
             if name in os.environ and not (name == "DOCKER_CONFIG" and home):
@@ -312,7 +314,11 @@ def failure_message(display_name, version, reason, tail, environment=None):
     """The user's message for a failed build (pure): the cause first when the log shows one we
     know, then the log tail without BuildKit's step bookkeeping."""
     first = messages.BUILD_FAILED.format(repo=display_name, version=version[:12], reason=reason)
-    installing = install_failure(tail)  # the venv buildpack's own line naming the file and cause
+    # the venv buildpack's own line naming the file and cause (imported here: the buildpack module
+    # imports this package, and repo2docker imports the buildpack first)
+    from binderspawner.builders.buildpacks.venv import install_failure
+
+    installing = install_failure(tail)
     cause = (f"Building {display_name} failed: {installing}." if installing
              else messages.explain_build_log(tail, environment.requirements if environment else None))
     lines = messages.clean_log_tail(tail) if cause else tail

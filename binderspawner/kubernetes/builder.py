@@ -164,6 +164,7 @@ class KubernetesBuilder(Repo2DockerBase):
         allowed_private_hosts...), and git limited to the transports users launch from."""
         return {
             "BINDERSPAWNER_R2D_SETTINGS": json.dumps(self.r2d_settings(request)),
+            "TRAITLETS_APPLICATION_RAISE_CONFIG_FILE_ERROR": "1",  # a broken config fails the build
             "GIT_ALLOW_PROTOCOL": ":".join(GitProvider(config=self.config).allowed_schemes),
             "GIT_TERMINAL_PROMPT": "0",
             "GIT_CONFIG_NOSYSTEM": "1",
