@@ -7,12 +7,20 @@ import uuid
 
 import docker
 import pytest
+from traitlets.config import Config
 
 from binderspawner.builders import BuildRequest, Repo2DockerBuilder
 from binderspawner.errors import BuildFailed, RepositoryRefused
 from binderspawner.providers import RepoSource, ResolvedRepo
 
 RUN = uuid.uuid4().hex[:8]
+
+
+def local_builder():
+    """The builder as the hub configures it for the tests' git server on loopback."""
+    config = Config()
+    config.GitProvider.allowed_private_hosts = ["127.0.0.1"]
+    return Repo2DockerBuilder(config=config)
 
 
 def request_for(git_server, name, files, scratch):
@@ -47,7 +55,7 @@ async def test_binder_directory_build_uses_only_the_binder_files(docker_client, 
         "notebook.ipynb": "{}",
     }, tmp_path)
     try:
-        events, error = await build(Repo2DockerBuilder(), request)
+        events, error = await build(local_builder(), request)
         assert error is None, error
         warnings = [m for phase, m in events if phase == "warning"]
         assert any(w.startswith("Warning: requirements.txt is ignored") for w in warnings)
@@ -72,7 +80,7 @@ async def test_binder_directory_build_uses_only_the_binder_files(docker_client, 
 ])
 async def test_refusal_builds_nothing_and_leaves_nothing(docker_client, git_server, tmp_path, files, first):
     request = request_for(git_server, f"refused-{uuid.uuid4().hex[:8]}", files, tmp_path)
-    events, error = await build(Repo2DockerBuilder(), request)
+    events, error = await build(local_builder(), request)
     assert isinstance(error, RepositoryRefused) and str(error).startswith(first)
     assert not any(phase == "building" for phase, _ in events)
     with pytest.raises(docker.errors.ImageNotFound):

@@ -241,7 +241,8 @@ async def test_push_after_build_and_registry_check_before_build(registry, docker
     request = BuildRequest(image, ResolvedRepo(source, None, sha, "default branch main"),
                            {"binderspawner.commit": sha})
     try:
-        first = Repo2DockerBuilder(push=True, check_registry=True)
+        first = Repo2DockerBuilder(push=True, check_registry=True, config=_config())
+        first.config.GitProvider.allowed_private_hosts = ["127.0.0.1"]  # the test git server
         assert await first.image_exists(image) is False
         events = []
         build = BuildQueue(1).ensure(image, lambda: first.image_exists(image),

@@ -14,6 +14,7 @@ import textwrap
 
 import jupyterhub
 import pytest
+from traitlets.config import Config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from repo2docker.__main__ import get_argparser
@@ -126,6 +127,7 @@ def test_environment_carries_the_settings(tmp_path):
         "git_rules": {"allowed_private_hosts": [], "plain_http_hosts": [],
                       "setting": "GitProvider.allowed_private_hosts",
                       "allowed_schemes": ["https", "http", "git"], "allowed_hosts": []},
+        "hub_id": "",  # the request's binderspawner.hub label: this hub's images are not for builds
     }
 
 
@@ -217,9 +219,12 @@ def test_config_file_sets_up_the_venv_buildpack(tmp_path):
                                  "extra_ca_bundle": str(bundle)}
 
 
-def test_config_file_leaves_repo2dockers_buildpacks_alone(tmp_path):
+def test_config_file_keeps_repo2dockers_buildpacks_with_the_dockerfile_fenced(tmp_path):
+    from repo2docker.app import Repo2Docker
+
     loaded = load_config_as_repo2docker_would(Repo2DockerBuilder(buildpacks="repo2docker"), tmp_path)
-    assert loaded["buildpacks"] == []
+    # repo2docker's own list, in its order; only the Dockerfile buildpack is the fenced one
+    assert loaded["buildpacks"] == [b.__name__ for b in Repo2Docker.class_traits()["buildpacks"].default()]
     assert loaded["default"] is None
     assert loaded["base_image"] is None
     assert loaded["content_providers"] == ["CheckedGit"]
@@ -335,6 +340,9 @@ def stand_in(tmp_path, body):
     return [sys.executable, str(script)]
 
 
+LOOPBACK = Config({"GitProvider": {"allowed_private_hosts": ["127.0.0.1"]}})  # the test git server
+
+
 @pytest.fixture(scope="module")
 def served(git_server):
     """A request for a real repository on the test git server: builds clone it first."""
@@ -343,6 +351,7 @@ def served(git_server):
 
 
 async def run_build(builder, request):
+    builder.update_config(LOOPBACK)
     events = []
     try:
         await builder.build(request,
