@@ -202,7 +202,8 @@ def markdown(report):
                                                   for k, v in s.items()),
         f"- {report['machine']['date']}, {report['machine']['nproc']} cores, load average "
         f"{tuple(round(x, 2) for x in report['machine']['loadavg_start'])} -> "
-        f"{tuple(round(x, 2) for x in report['machine']['loadavg_end'])}; total {report['total_seconds'] / 60:.1f} min; "
+        f"{tuple(round(x, 2) for x in report['machine']['loadavg_end'])}; "
+        f"total {report['total_seconds'] / 60:.1f} min; "
         f"BSPAWN lines left in iptables-save afterwards: {report['iptables_bspawn_lines_after']}",
     ]
     return "\n".join(rows)

@@ -115,7 +115,6 @@ def explain_build_log(lines, requirements=None):
     return None
 
 
-
 def with_details(first_line, details=""):
     """The actionable line, then the details (if any) after a blank line."""
     details = (details or "").strip("\n")

@@ -28,7 +28,7 @@ c.Authenticator.admin_users = set(
         None,
         os.environ.get(
             "BINDERSPAWNER_ADMINS",
-             "").split(",")))  # (env)
+            "").split(",")))  # (env)
 # Members' tokens are kept in the hub's database encrypted with JUPYTERHUB_CRYPT_KEY (required,
 # in the environment) and refreshed, with membership checked again, before every launch. A member
 # removed from the team cannot launch on an old login.

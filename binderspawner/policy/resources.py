@@ -293,8 +293,8 @@ class ResourcePolicy(LoggingConfigurable):
     group_config = Dict(
         help="""Settings per JupyterHub group: {"group name": {...}} with keys cpu_limit,
         cpu_guarantee, mem_limit, mem_guarantee ('2G'), swap, pids_limit, disk_limit, max_cpu_limit
-        and max_mem_limit (the cap for user-picked sizes). A user in several groups gets, for every key, the largest value any of them
-        sets. Group settings apply after repository settings. Example:
+        and max_mem_limit (the cap for user-picked sizes). A user in several groups gets, for every
+        key, the largest value any of them sets. Group settings apply after repository settings. Example:
         {"lab": {"cpu_limit": 2, "mem_limit": "4G", "max_mem_limit": "8G"}}""",
     ).tag(config=True)
 
@@ -370,8 +370,8 @@ class ResourcePolicy(LoggingConfigurable):
         except ValueError as e:
             self.log.error("Bad resource setting: %s", e)
             raise LaunchError(
-    f"The hub is misconfigured: {e}. The hub admin must fix it.",
-     status=500) from None
+                f"The hub is misconfigured: {e}. The hub admin must fix it.",
+                status=500) from None
         return resolve_resources(
             base,
             cap=ResourceCap(self.max_cpu_limit or None, self.max_mem_limit or None),

@@ -32,7 +32,8 @@ from binderspawner.providers.specparse import git_identity, git_link_grammar, pa
 
 SHORT_SHA = re.compile(r"^[0-9a-fA-F]{7,63}$")
 _HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
 _PATH = re.compile(r"^/[A-Za-z0-9._~%+@/-]*$")
 
 

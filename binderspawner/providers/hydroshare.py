@@ -26,7 +26,7 @@ def modified_epoch(meta):
     """The 'modified' date of scimeta/elements as integer epoch seconds (pure); None if absent."""
     for item in (meta or {}).get("dates") or []:
         if isinstance(item, dict) and item.get(
-            "type") == "modified" and isinstance(item.get("start_date"), str):
+                "type") == "modified" and isinstance(item.get("start_date"), str):
             text = item["start_date"].split(".")[0].removesuffix("Z")
             try:
                 stamp = datetime.datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")

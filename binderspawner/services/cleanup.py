@@ -71,8 +71,8 @@ class HubCleanup(Configurable):
         return os.path.abspath("binderspawner")
 
     interval = Float(
-    300,
-    help="Seconds between two cleanup passes (one runs when the hub starts).").tag(
+        300,
+        help="Seconds between two cleanup passes (one runs when the hub starts).").tag(
         config=True)
     image_cache_budget = Unicode("50G", help="""Disk the built images may use ('500M', '50G', '1T'),
         counted as the bytes only they use (shared base layers are not counted). Least recently

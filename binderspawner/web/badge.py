@@ -2,7 +2,8 @@
 
 BADGE_SVG = """<svg xmlns="http://www.w3.org/2000/svg" width="110" height="20" role="img" aria-label="launch: binder">
 <title>launch: binder</title>
-<linearGradient id="shine" x2="0" y2="100%"><stop offset="0" stop-color="#fff" stop-opacity=".15"/><stop offset="1" stop-opacity=".1"/></linearGradient>
+<linearGradient id="shine" x2="0" y2="100%"><stop offset="0" stop-color="#fff" stop-opacity=".15"/>
+<stop offset="1" stop-opacity=".1"/></linearGradient>
 <clipPath id="round"><rect width="110" height="20" rx="3" fill="#fff"/></clipPath>
 <g clip-path="url(#round)">
 <rect width="64" height="20" fill="#4a4a4a"/>

@@ -126,11 +126,11 @@ def test_build_api_streams_phases_and_ready_token_reaches_only_that_server(bhub,
     # the token reaches that one server only: not the hub's API, not another user's anything
     assert requests.get(f"{base(bhub)}/hub/api/users", headers=auth, timeout=30).status_code == 403
     assert requests.get(
-    f"{base(bhub)}/hub/api/users/erin",
-    headers=auth,
-    timeout=30).status_code in (
+        f"{base(bhub)}/hub/api/users/erin",
+        headers=auth,
+        timeout=30).status_code in (
         403,
-         404)
+        404)
 
     # a second request while it runs: straight to ready, same server, nothing built
     again = build_api(bhub, token, path)

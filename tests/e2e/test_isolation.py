@@ -1,8 +1,10 @@
 """Isolation end to end: resource limits, quotas and egress rules on a real JupyterHub with the local
 Docker engine and iptables.
 
-Network: every destination is created by this module on this machine. A container on the servers' network stands for "other containers". A network namespace holds one
-address of each class the egress rules name: "the internet" (198.18.N.2, from the benchmarking range, N chosen per run), 10/8,
+Network: every destination is created by this module on this machine. A container on the
+servers' network stands for "other containers". A network namespace holds one address of each
+class the egress rules name: "the internet" (198.18.N.2, from the benchmarking range, N chosen
+per run), 10/8,
 100.64/10 (carrier-grade NAT), 169.254/16 (link-local), 172.16/12, 192.168/16 and 240/4 (reserved);
 before any traffic the test checks that the host routes each to its own veth. Servers in it listen on
 every TCP port the rules name (53, 80, 443, 9418) and one they do not (8080), answer DNS on UDP 53
@@ -102,7 +104,8 @@ PEER_SERVERS = textwrap.dedent("""
             if port == 53:  # a minimal DNS answer: the probe checks the id and the address
                 end = data.index(b"\\0", 12) + 5
                 data = (data[:2] + b"\\x81\\x80" + data[4:6] + b"\\x00\\x01\\x00\\x00\\x00\\x00" + data[12:end]
-                        + b"\\xc0\\x0c\\x00\\x01\\x00\\x01\\x00\\x00\\x00\\x3c\\x00\\x04" + socket.inet_aton("198.51.100.2"))
+                        + b"\\xc0\\x0c\\x00\\x01\\x00\\x01\\x00\\x00\\x00\\x3c\\x00\\x04"
+                        + socket.inet_aton("198.51.100.2"))
             s.sendto(data, addr)
     for port in (53, 80, 443, 9418, 8080):
         threading.Thread(target=tcp, args=(port,), daemon=True).start()
@@ -124,7 +127,8 @@ PROBE = textwrap.dedent("""
                 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
                 s.connect((host, int(port)))  # connected: an ICMP reject is reported
                 if port == "53":
-                    q = struct.pack(">HHHHHH", 4242, 0x100, 1, 0, 0, 0) + b"\\x07example\\x04test\\x00" + struct.pack(">HH", 1, 1)
+                    q = (struct.pack(">HHHHHH", 4242, 0x100, 1, 0, 0, 0) + b"\\x07example\\x04test\\x00"
+                         + struct.pack(">HH", 1, 1))
                     s.send(q); reply = s.recv(512)
                     assert reply[:2] == q[:2] and socket.inet_ntoa(reply[-4:]) == "198.51.100.2"
                 else:
@@ -492,8 +496,8 @@ def test_egress_policy_matrix(iso_hub, server, control, peer, standins):
 
 def test_servers_cannot_forge_their_source_address(iso_hub, server, control, standins):
     """No raw sockets for the server, even as root; and a packet with a forged source (sent from the
-    server's network namespace by a process with raw sockets) is dropped, while the same packet from a container without our
-    rules arrives (the sink works)."""
+    server's network namespace by a process with raw sockets) is dropped, while the same packet
+    from a container without our rules arrives (the sink works)."""
     host = server.attrs["HostConfig"]
     assert "NET_RAW" in host["CapDrop"] and "no-new-privileges" in host["SecurityOpt"]
     raw = server.exec_run(["python3", "-c", "import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, "
@@ -518,7 +522,7 @@ def test_servers_cannot_forge_their_source_address(iso_hub, server, control, sta
 
 
 def test_build_steps_are_fenced_by_the_build_rules(
-    iso_hub, server, peer, standins, git_server, docker_client):
+        iso_hub, server, peer, standins, git_server, docker_client):
     """The same matrix from a Dockerfile RUN step (BuildKit runs it on Docker's default bridge): each
     outcome is what the build rules say: the servers' rules, but no hub API."""
     listener = HostListener(iso_hub.gateway)

@@ -258,9 +258,9 @@ def _metric_key(hub, key):
     labels = {}
     if value:
         labels = {
-    "status": value[0]} if "build_duration" in name else {
-        "image": value[0],
-         "status": "success"}
+            "status": value[0]} if "build_duration" in name else {
+            "image": value[0],
+            "status": "success"}
     return metric(hub, name, **labels)
 
 

@@ -341,10 +341,10 @@ def test_token_is_refreshed_before_a_launch(lab):
     old = lab.auth_state("dave")["access_token"]
     lab.oidc.expire_access_token(old)
     assert requests.get(
-    lab.oidc.url("/me"),
-    headers={
-        "Authorization": f"Bearer {old}"},
-         timeout=10).status_code == 401
+        lab.oidc.url("/me"),
+        headers={
+            "Authorization": f"Bearer {old}"},
+        timeout=10).status_code == 401
     _launch_ok(lab, "dave")
     new = lab.auth_state("dave")["access_token"]
     assert new != old and new in lab.seen_tokens

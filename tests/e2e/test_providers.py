@@ -47,8 +47,8 @@ def test_launch_from_a_gh_spec(gh_hub, api):
     assert labels["binderspawner.repo"] == f"https://github.com/{ORG}/requirements"
     assert labels["binderspawner.commit"] == sha
     assert re.fullmatch(
-    rf"bstest-gh-github-com-{ORG}-requirements-[0-9a-f]{{8}}:{sha}",
-     labels["binderspawner.image"])
+        rf"bstest-gh-github-com-{ORG}-requirements-[0-9a-f]{{8}}:{sha}",
+        labels["binderspawner.image"])
     assert hub.server_get("octo", "api/status").status_code == 200
     hub.stop_server("octo")
 

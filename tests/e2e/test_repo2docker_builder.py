@@ -136,7 +136,8 @@ def test_defaults():
     s = settings_of(builder)
     assert s["buildpacks"] == "venv"
     assert s["base_image"] == "binderspawner-base:bookworm"
-    assert s["server_requirements"] == [f"jupyterhub=={jupyterhub.__version__}", "jupyterlab", "jupyter-offlinenotebook"]
+    assert s["server_requirements"] == [
+        f"jupyterhub=={jupyterhub.__version__}", "jupyterlab", "jupyter-offlinenotebook"]
     assert s["extra_ca_bundle"] == ""
     assert s["content_providers"] == ["Git"]  # repo2docker's others go online (Dataverse, ...)
 

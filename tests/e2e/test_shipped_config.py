@@ -141,8 +141,8 @@ def test_private_lab_config_admits_the_team_and_lets_members_share(tmp_path, doc
         for login in ("ada", "bob"):
             github.state.signed_in = login  # the member approves the OAuth app at "GitHub"
             answers[login] = (
-    session := requests.Session()), session.get(
-        base + "/hub/oauth_login", timeout=60)
+                session := requests.Session()), session.get(
+                base + "/hub/oauth_login", timeout=60)
         assert answers["bob"][1].status_code == 403
         session, page = answers["ada"]
         assert page.ok and "/hub/" in page.url, page.url

@@ -365,7 +365,8 @@ def test_network_policy_with_admin_rules():
                                "ports": [{"protocol": "UDP"}]}
     assert egress_rules[2]["ports"] == [{"protocol": "TCP", "port": 8000}]
     web = egress_rules[-1]
-    assert web["to"][0]["ipBlock"]["except"][0] == "0.0.0.0/8" and "198.51.100.0/24" in web["to"][0]["ipBlock"]["except"]
+    excepted = web["to"][0]["ipBlock"]["except"]
+    assert excepted[0] == "0.0.0.0/8" and "198.51.100.0/24" in excepted
     assert all(9418 not in [p.get("port") for p in e.get("ports", [])] for e in egress_rules)
 
 
