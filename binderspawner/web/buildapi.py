@@ -55,13 +55,8 @@ def ready_event(*, url, token, image, link, version, launch_host):
     return {
         "phase": "ready",
         "message": f"server running at {url}{note}\n",
-        "image": image,
-        "repo_url": link.repo_url,
+        **_binder_fields(image, link, version, launch_host),
         **({"token": token} if token else {}),
-        "binder_ref_url": link.ref_url(version),
-        "binder_launch_host": launch_host,
-        "binder_request": link.binder_request,
-        "binder_persistent_request": link.persistent_request(version),
         "url": url,
     }
 
@@ -72,6 +67,13 @@ def built_only_event(*, image, link, version, launch_host):
         "phase": "ready",
         "message": f"Done! Image {image} is built; no server was launched (build_only).\n",
         "imageName": image,
+        **_binder_fields(image, link, version, launch_host),
+    }
+
+
+def _binder_fields(image, link, version, launch_host):
+    """What BinderHub's 'ready' events carry about the image and the repository (pure)."""
+    return {
         "image": image,
         "repo_url": link.repo_url,
         "binder_ref_url": link.ref_url(version),
