@@ -141,6 +141,13 @@ class Hub:
             pass
 
     def containers(self, **filters):
+        """This hub's containers. Docker's list inspects each one it found: one that is removed
+        meanwhile (a server being cleaned up) raises NotFound, so the listing is taken again."""
+        for _ in range(10):
+            try:
+                return self.docker.containers.list(all=True, filters={"name": self.prefix, **filters})
+            except docker.errors.NotFound:
+                time.sleep(0.2)
         return self.docker.containers.list(all=True, filters={"name": self.prefix, **filters})
 
     def log(self):
