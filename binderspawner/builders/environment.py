@@ -44,7 +44,11 @@ KIND_SETTING = 'c.Repo2DockerBuilder.buildpacks = "repo2docker"'
 
 _APT_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:-]+)?$")
 _APT_COMMANDS = {"apt", "apt-get", "aptitude", "sudo", "dpkg", "install", "yes"}
-_INDEX_OPTION = re.compile(r"^(--index-url|--extra-index-url|-i)(?:\s*=\s*|\s+|(?<=-i))(\S+)")
+# Options of a requirements file that make pip (uv) fetch from somewhere: an index or a links page
+# must be one of the admin's; a trusted host or an included file by URL is never accepted.
+_INDEX_OPTION = re.compile(
+    r"^(--index-url|--extra-index-url|-i|--find-links|-f)(?:\s*=\s*|\s+|(?<=-i)|(?<=-f))(\S+)")
+_NEVER_OPTION = re.compile(r"^(--trusted-host|(?:-r|--requirement|-c|--constraint)(?:\s*=\s*|\s+)\S*://)")
 _NESTED = re.compile(r"^(?:-r|--requirement|-c|--constraint)(?:\s*=\s*|\s+)(\S+)")
 _PIPFILE_VERSION = re.compile(r"\d+(\.\d+)*")
 
@@ -389,7 +393,7 @@ def nested_requirements(text, path):
     """Paths of the files a requirements file includes with -r/-c, relative to the checkout root."""
     base = path.rsplit("/", 1)[0] + "/" if "/" in path else ""
     out = []
-    for raw in text.splitlines():
+    for _, raw in logical_lines(text):
         match = _NESTED.match(raw.strip())
         if match and "://" not in match.group(1):
             out.append(_normalize(base + match.group(1)))
@@ -423,13 +427,28 @@ def index_files(repo, env):
     return seen
 
 
+def logical_lines(text):
+    """(first line number, line) of a requirements file, continuation lines joined as pip does."""
+    number, parts = None, []
+    for n, raw in enumerate(text.splitlines(), 1):
+        number = number or n
+        if raw.endswith("\\"):
+            parts.append(raw[:-1])
+            continue
+        yield number, " ".join(p.strip() for p in [*parts, raw])
+        number, parts = None, []
+    if parts:
+        yield number, " ".join(p.strip() for p in parts)
+
+
 def check_indexes(text, path, allowed):
-    """Refuse a requirements line naming a package index that is not one of the admin's."""
+    """Refuse a requirements line naming a package index or links page that is not one of the
+    admin's, a trusted host, or a file included by URL."""
     allowed = {a.rstrip("/") for a in allowed}
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in logical_lines(text):
         line = raw.split(" #", 1)[0].strip()
         match = _INDEX_OPTION.match(line)
-        if match and match.group(2).rstrip("/") not in allowed:
+        if _NEVER_OPTION.match(line) or (match and match.group(2).rstrip("/") not in allowed):
             raise EnvironmentRefused(messages.INDEX_LINE.format(
                 file=path, number=number, line=_show(line),
                 allowed=", ".join(sorted(allowed)) or "none"))

@@ -8,6 +8,7 @@ images; the caller refuses images of this hub other than its allowed bases (see
 repo2docker_config.py, which asks the engine for each image's labels).
 """
 
+import csv
 import re
 
 DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9_-]*)\s*=\s*(.*?)\s*$")
@@ -90,8 +91,9 @@ def referenced_images(text):
                 named(ref.strip("'\""), f"{word} --from")
         elif word in ("RUN", "ONBUILD"):
             for mount in _MOUNT.findall(args):
-                for option in mount.split(","):
-                    key, _, value = option.partition("=")
+                # BuildKit reads the options as one CSV record: a field may be quoted ("from=x")
+                for option in next(csv.reader([mount.strip("'")]), []):
+                    key, _, value = option.strip().strip("'\"").partition("=")
                     if key.strip().lower() == "from":
                         named(value.strip("'\""), "RUN --mount from=")
             if word == "ONBUILD":

@@ -12,6 +12,7 @@ clones itself (Kubernetes build pods) by its Git content provider (``with_lfs``)
 import os
 import re
 import shutil
+import stat
 import subprocess
 from urllib.parse import urlsplit
 
@@ -29,14 +30,32 @@ class LfsNotFetched(Exception):
 
 
 def tracked_paths(checkout):
-    """The .gitattributes lines that put files under LFS (empty: the repository uses no LFS)."""
+    """The .gitattributes lines that put files under LFS (empty: the repository uses no LFS).
+    A .gitattributes that is a link (say to /dev/zero or a host file) or larger than
+    MAX_ATTRIBUTES_BYTES is not read: git itself ignores a symlinked .gitattributes."""
     found = []
     for root, dirs, files in os.walk(checkout):
         dirs[:] = [d for d in dirs if d != ".git"]
         if ".gitattributes" in files:
-            with open(os.path.join(root, ".gitattributes"), errors="replace") as f:
-                found += [line.split()[0] for line in f if _LFS_ATTRIBUTE.search(line) and line.split()]
+            text = _read_regular(os.path.join(root, ".gitattributes"))
+            found += [line.split()[0] for line in text.splitlines()
+                      if _LFS_ATTRIBUTE.search(line) and line.split()]
     return found
+
+
+MAX_ATTRIBUTES_BYTES = 1 << 20
+
+
+def _read_regular(path):
+    """The text of a regular file, without following a link; '' for anything else."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return ""
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return ""
+        return f.read(MAX_ATTRIBUTES_BYTES).decode("utf-8", "replace")
 
 
 def _git(checkout, env, *args, timeout):

@@ -30,6 +30,14 @@ from binderspawner.providers import hosts
 from binderspawner.providers.base import FULL_SHA, RepoProvider, RepoSource, ResolvedRepo
 from binderspawner.providers.specparse import git_identity, git_link_grammar, parse_git_link
 
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def _unescape_unreserved(match):
+    char = chr(int(match.group(1), 16))
+    return char if char in _UNRESERVED else match.group(0).upper()
+
+
 SHORT_SHA = re.compile(r"^[0-9a-fA-F]{7,63}$")
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -232,8 +240,11 @@ def parse_git_url(repo, *, allowed_schemes, allowed_hosts):
         fail("the host name is not valid")
     if parts.query or parts.fragment:
         fail("it has a query or fragment ('?' or '#')")
-    path = parts.path
-    if not path or path == "/" or not _PATH.match(path) or "/../" in path + "/" or "//" in path:
+    # RFC 3986 6.2.2: escapes of unreserved characters are the characters themselves, so that
+    # '/org/%72epo' is '/org/repo' (one repository, one identity for bans and quotas)
+    path = re.sub(r"%([0-9A-Fa-f]{2})", _unescape_unreserved, parts.path)
+    if not path or path == "/" or not _PATH.match(path) or "//" in path or any(
+            segment in (".", "..") for segment in path.split("/")):
         fail("the path is missing or contains characters that are not allowed")
     host = host.lower().rstrip(".")
     if allowed_hosts and not any(fnmatch.fnmatchcase(host, pattern.lower()) for pattern in allowed_hosts):

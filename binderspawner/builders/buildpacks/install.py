@@ -31,8 +31,19 @@ def _markers(spec):
     return " and ".join(parts)
 
 
+def _plain(name, value):
+    if "\n" in value or "\r" in value or value.strip().startswith("-"):
+        raise ValueError(f"the entry {name!r} has a value that is not a requirement: {value.strip()[:80]!r}")
+
+
 def requirement_line(name, spec, base_dir):
-    """One requirements.txt line for a Pipfile or Pipfile.lock entry (pip's syntax)."""
+    """One requirements.txt line for a Pipfile or Pipfile.lock entry (pip's syntax). A name or value
+    that would start another line or an option is refused (ValueError naming it)."""
+    _plain(name, name)
+    for value in ([spec] if isinstance(spec, str) else [v for v in spec.values() if isinstance(v, str)]
+                  + [h for h in spec.get("hashes", ()) if isinstance(h, str)]
+                  + [e for e in spec.get("extras", ()) if isinstance(e, str)]):
+        _plain(name, value)
     if isinstance(spec, str):
         return name if spec.strip() in ("", "*") else f"{name}{spec.strip()}"
     extras = f"[{','.join(spec['extras'])}]" if spec.get("extras") else ""
