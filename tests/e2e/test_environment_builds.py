@@ -10,8 +10,9 @@ import pytest
 from traitlets.config import Config
 
 from binderspawner.builders import BuildRequest, Repo2DockerBuilder
-from binderspawner.errors import BuildFailed, RepositoryRefused
+from binderspawner.errors import RepositoryRefused
 from binderspawner.providers import RepoSource, ResolvedRepo
+from tests.support.builds import build_events
 
 RUN = uuid.uuid4().hex[:8]
 
@@ -32,15 +33,6 @@ def request_for(git_server, name, files, scratch):
                         {"binderspawner.commit": sha}, {"TMPDIR": str(scratch)})
 
 
-async def build(builder, request):
-    events = []
-    try:
-        await builder.build(request, lambda phase, message, *rest: events.append((phase, message)))
-    except BuildFailed as error:
-        return events, error
-    return events, None
-
-
 def run_in(client, image, *argv):
     return client.containers.run(image, list(argv), remove=True, entrypoint=[]).decode().strip()
 
@@ -55,7 +47,7 @@ async def test_binder_directory_build_uses_only_the_binder_files(docker_client, 
         "notebook.ipynb": "{}",
     }, tmp_path)
     try:
-        events, error = await build(local_builder(), request)
+        events, error = await build_events(local_builder(), request)
         assert error is None, error
         warnings = [m for phase, m in events if phase == "warning"]
         assert any(w.startswith("Warning: requirements.txt is ignored") for w in warnings)
@@ -80,7 +72,7 @@ async def test_binder_directory_build_uses_only_the_binder_files(docker_client, 
 ])
 async def test_refusal_builds_nothing_and_leaves_nothing(docker_client, git_server, tmp_path, files, first):
     request = request_for(git_server, f"refused-{uuid.uuid4().hex[:8]}", files, tmp_path)
-    events, error = await build(local_builder(), request)
+    events, error = await build_events(local_builder(), request)
     assert isinstance(error, RepositoryRefused) and str(error).startswith(first)
     assert not any(phase == "building" for phase, _ in events)
     with pytest.raises(docker.errors.ImageNotFound):

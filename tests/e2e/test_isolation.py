@@ -15,6 +15,7 @@ is in fact up. Not covered by traffic: 0.0.0.0/8 and
 sent anywhere else.
 """
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -347,30 +348,28 @@ def server(iso_hub, git_server):
 def control(docker_client, server):
     """A container on a network of its own (no rules of ours), to show each destination is up."""
     network = docker_client.networks.create(f"bsiso-ctl-{RUN}", driver="bridge")
-    container = docker_client.containers.run("binderspawner-base:bookworm", ["python3", "-c", PEER_SERVERS],
-                                             detach=True, name=f"bsiso-ctl-{RUN}", network=network.name)
     try:
-        container.reload()
-        container.ip = container.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
-        deadline = time.monotonic() + 20
-        while container.exec_run(["python3", "-c", "import socket; socket.create_connection(('127.0.0.1', 8080))"]
-                                 ).exit_code != 0:
-            assert time.monotonic() < deadline, container.logs()
-            time.sleep(0.2)
-        yield container
+        with listening_container(docker_client, f"bsiso-ctl-{RUN}", network.name) as container:
+            yield container
     finally:
-        container.remove(force=True)
         network.remove()
 
 
 @pytest.fixture(scope="module")
 def peer(docker_client, iso_hub):
     """A container of the test's own on the servers' network: the 'other containers' class."""
+    with listening_container(docker_client, f"bsiso-peer-{RUN}", iso_hub.network) as container:
+        yield container
+
+
+@contextlib.contextmanager
+def listening_container(docker_client, name, network):
+    """A container running PEER_SERVERS on ``network``, once it listens; its ``ip`` set."""
     container = docker_client.containers.run("binderspawner-base:bookworm", ["python3", "-c", PEER_SERVERS],
-                                             detach=True, name=f"bsiso-peer-{RUN}", network=iso_hub.network)
+                                             detach=True, name=name, network=network)
     try:
         container.reload()
-        container.ip = container.attrs["NetworkSettings"]["Networks"][iso_hub.network]["IPAddress"]
+        container.ip = container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
         deadline = time.monotonic() + 20
         while container.exec_run(["python3", "-c", "import socket; socket.create_connection(('127.0.0.1', 8080))"]
                                  ).exit_code != 0:

@@ -24,8 +24,8 @@ import binderspawner
 from binderspawner.builders import BuildRequest, Repo2DockerBuilder
 from binderspawner.builders.repo2docker import parse_log_line
 from binderspawner.builders.buildpacks.venv import VenvBuildPack
-from binderspawner.errors import BuildFailed
 from binderspawner.providers import RepoSource, ResolvedRepo
+from tests.support.builds import build_events
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 URL = "git://127.0.0.1:9418/requirements.git"
@@ -353,13 +353,7 @@ def served(git_server):
 
 async def run_build(builder, request):
     builder.update_config(LOOPBACK)
-    events = []
-    try:
-        await builder.build(request,
-                            lambda phase, message, *rest: events.append((phase, message)))
-    except BuildFailed as error:
-        return events, error
-    return events, None
+    return await build_events(builder, request)
 
 
 async def test_build_streams_the_log_and_reports_the_image(tmp_path, served):

@@ -14,8 +14,9 @@ from traitlets.config import Config
 from binderspawner.builders import BuildRequest, Repo2DockerBuilder
 from binderspawner.builders.checkout import CheckoutFailed, fetch_checkout, read_repo_files
 from binderspawner.builders.environment import EnvironmentRefused
-from binderspawner.errors import BuildFailed, RepositoryRefused
+from binderspawner.errors import RepositoryRefused
 from binderspawner.providers import RepoSource, ResolvedRepo
+from tests.support.builds import build_events
 
 # The test git server is on loopback: admitted for these tests, as the hub's config would.
 RULES = {"allowed_schemes": ["git"], "allowed_private_hosts": ["127.0.0.1"]}
@@ -143,15 +144,6 @@ def make_request(url, sha, scratch):
                         {}, {"TMPDIR": str(scratch)})
 
 
-async def build(builder, request):
-    events = []
-    try:
-        await builder.build(request, lambda phase, message, *rest: events.append((phase, message)))
-    except BuildFailed as error:
-        return events, error
-    return events, None
-
-
 async def test_build_hands_repo2docker_the_checkout_and_the_decision(git_server, tmp_path):
     url, sha = new_repo(git_server, {"binder/requirements.txt": "numpy\n",
                                      "binder/runtime.txt": "python-3.13\n",
@@ -159,7 +151,7 @@ async def test_build_hands_repo2docker_the_checkout_and_the_decision(git_server,
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     builder, record = make_builder(tmp_path, package_indexes=["https://pypi.example.org/simple"])
-    events, error = await build(builder, make_request(url, sha, scratch))
+    events, error = await build_events(builder, make_request(url, sha, scratch))
     assert error is None, error
     recorded = json.loads(record.read_text())
     assert "binder" in recorded["files"] and recorded["argv"][-1].startswith(str(scratch))
@@ -181,7 +173,7 @@ async def test_build_hands_repo2docker_the_checkout_and_the_decision(git_server,
 async def test_other_kinds_go_to_repo2dockers_buildpacks_when_allowed(git_server, tmp_path):
     url, sha = new_repo(git_server, {"environment.yml": "dependencies: [numpy]\n", "apt.txt": "ffmpeg\n"})
     builder, record = make_builder(tmp_path, buildpacks="repo2docker")
-    _, error = await build(builder, make_request(url, sha, tmp_path))
+    _, error = await build_events(builder, make_request(url, sha, tmp_path))
     assert error is None, error
     settings = json.loads(record.read_text())["settings"]
     assert settings["buildpacks"] == "repo2docker" and settings["base_image"] == ""
@@ -199,7 +191,7 @@ async def test_refusals_come_before_repo2docker_and_leave_nothing(git_server, tm
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     builder, record = make_builder(tmp_path)
-    events, error = await build(builder, make_request(url, sha, scratch))
+    events, error = await build_events(builder, make_request(url, sha, scratch))
     assert isinstance(error, RepositoryRefused) and error.status_code == 422
     assert str(error).startswith(first), str(error)
     assert not record.exists()  # repo2docker never ran
@@ -209,7 +201,7 @@ async def test_refusals_come_before_repo2docker_and_leave_nothing(git_server, tm
 async def test_a_missing_commit_fails_before_repo2docker(git_server, tmp_path):
     url, _ = new_repo(git_server, {"a": ""})
     builder, record = make_builder(tmp_path)
-    _, error = await build(builder, make_request(url, "f" * 40, tmp_path))
+    _, error = await build_events(builder, make_request(url, "f" * 40, tmp_path))
     assert isinstance(error, CheckoutFailed) and "ffffffffffff" in str(error)
     assert not record.exists()
 
