@@ -54,6 +54,22 @@ IGNORED_ROOT_FILE = ("{file} is ignored: the repository has a '{binder}' directo
                      "then reads the environment files only from there.")
 IGNORED_BY_KIND = "{file} is ignored: {reason}."
 NEAR_MISS = "{file} is ignored: repo2docker reads only the name '{right}'. Rename it if you meant it."
+# locks
+PIPFILE_LOCK_STALE = ("{lock} was not made from this {pipfile} (its _meta.hash does not match): "
+                      "the build installs {lock} as it is, as repo2docker does, so changes to "
+                      "{pipfile} since it was locked are not installed. Run `pipenv lock` and commit "
+                      "{lock} (`pipenv install --deploy` refuses such a lock).")
+PIPFILE_LOCK_UNCHECKED = ("{lock} has no hash of {pipfile} (_meta.hash) that the hub can check: it is "
+                          "installed as it is. Run `pipenv lock` to record one.")
+LOCK_NOT_READ = ("{file} is ignored: this hub does not install from it; this build installs {used} "
+                 "instead. Export it to requirements.txt, or use uv.lock or Pipfile.lock.")
+UV_LOCK_NOT_READ = "{file} is ignored: {reason}. This build installs {used} instead."
+UV_LOCK_OWN_INDEXES = ("{file} is installed from the package URLs it records, not from this hub's "
+                       "package indexes (c.Repo2DockerBuilder.package_indexes); lock it against one "
+                       "of them if the build cannot reach those URLs.")
+# shown first when the build fails (venv.install_failure maps install.py's coded line to it)
+UV_LOCK_STALE = ("{file} does not match pyproject.toml (uv sync --locked: {cause}). Run `uv lock` and "
+                 "commit {file}: the hub installs a lock only as it is, never re-solving it")
 # -- the clone
 CHECKOUT_FAILED = ("Fetching {repo} at {version} failed: {reason}. Check that the commit exists, or "
                    "try again later.")
@@ -67,7 +83,8 @@ SCRIPT_FAILED = "{file} failed (exit code {code}). Its last lines are below; fix
 LOG_TAIL_HEADER = "Last lines of the build log:"
 # -- what was decided, shown before the build starts
 _KIND_SUMMARY = {"dockerfile": "the repository's Dockerfile", "python": "Python {python} ({why})",
-                 "pipfile": "the Pipfile on Python {python} ({why})"}
+                 "pipfile": "the Pipfile on Python {python} ({why})",
+                 "uv": "uv.lock, exactly, on Python {python} ({why})"}
 
 
 def environment_summary(environment):

@@ -13,17 +13,34 @@ warning instead of being dropped silently:
   ``pyproject.toml`` with ``[project]`` and ``[build-system]``), installed with ``pip install .``;
 - ``apt.txt``, ``postBuild`` and ``start`` apply to every kind but the Dockerfile.
 
+Lock files (the "uv" kind and Pipfile.lock; see ``lock_warnings`` and ``pipfile_lock_warnings``):
+
+- ``uv.lock`` is read at the root beside ``pyproject.toml``, only without a binder directory (where
+  uv reads it, and where repo2docker reads ``pyproject.toml``). It wins over ``requirements.txt`` and
+  ``setup.py``/``pip install .`` (a lock is the most exact statement of an environment, and the others
+  are ignored with a warning, as repo2docker ignores requirements.txt beside a Pipfile); a ``Pipfile``
+  (repo2docker's own lock system, read on mybinder.org) wins over it. uv installs it exactly in the
+  image (``uv sync --locked``): a lock that disagrees with pyproject.toml fails the build naming
+  uv.lock, never a re-solve. The check runs in the image, not on the hub: uv would read the
+  repository's uv settings and may build its metadata (run its code) to check a dynamic project.
+- ``Pipfile.lock`` is installed as it is (repo2docker's ``pipenv install --ignore-pipfile``); when its
+  ``_meta.hash`` does not match the Pipfile (pipenv's hash), a warning names both files.
+- Lock files of other tools (``poetry.lock``, ``pdm.lock``, ...) are named in a warning saying what is
+  installed instead.
+
 Python versions come from ``runtime.txt`` (python kind), ``Pipfile.lock``/``Pipfile``
 ``[requires]`` (Pipfile kind) and ``requires-python`` (a pyproject.toml at the root), as repo2docker
 reads them; the hub offers the versions it has base images for.
 """
 
+import hashlib
 import json
 import re
 import tomllib
 from dataclasses import dataclass, field
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from binderspawner import messages
@@ -51,6 +68,12 @@ _INDEX_OPTION = re.compile(
 _NEVER_OPTION = re.compile(r"^(--trusted-host|(?:-r|--requirement|-c|--constraint)(?:\s*=\s*|\s+)\S*://)")
 _NESTED = re.compile(r"^(?:-r|--requirement|-c|--constraint)(?:\s*=\s*|\s+)(\S+)")
 _PIPFILE_VERSION = re.compile(r"\d+(\.\d+)*")
+UV_LOCK = "uv.lock"  # read at the root only, beside pyproject.toml, without a binder directory
+# Lock files of tools this hub does not install from (conda's locks are the conda kind's).
+UNREAD_LOCKS = ("poetry.lock", "pdm.lock", "requirements.lock", "requirements-dev.lock", "pylock.toml")
+# Pipenv's source when a Pipfile names none (part of what its lock hash covers).
+_PIPENV_DEFAULT_SOURCE = {"name": "pypi", "url": "https://pypi.org/simple", "verify_ssl": True}
+_PIPFILE_SECTIONS = ("source", "packages", "dev-packages", "requires", "scripts", "pipfile", "pipenv")
 
 
 class EnvironmentRefused(Exception):
@@ -72,7 +95,7 @@ class RepoFiles:
 
 @dataclass(frozen=True)
 class Environment:
-    """The decision for one build. ``kind``: dockerfile, python, pipfile, julia, nix, r or conda.
+    """The decision for one build. ``kind``: dockerfile, python, pipfile, uv, julia, nix, r or conda.
     ``buildpacks``: which buildpacks build it ('venv': the hub's; 'repo2docker': its own)."""
     kind: str
     buildpacks: str
@@ -83,6 +106,7 @@ class Environment:
     pipfile: str = None
     pipfile_lock: str = None
     install_repo: bool = False
+    uv_lock: str = None  # the uv kind: uv.lock, installed by `uv sync --locked` (with the project)
     warnings: tuple = field(default=())
 
 
@@ -119,7 +143,8 @@ def decide(repo, policy):
         if has("install.R"):
             raise EnvironmentRefused(messages.R_INSTALL_WITHOUT_R.format(file=at("install.R")))
     if kind == "dockerfile":
-        return Environment("dockerfile", "venv", binder, warnings=tuple(warnings))
+        env = Environment("dockerfile", "venv", binder)
+        return _with(env, warnings=tuple(warnings + lock_warnings(repo, binder, env)))
 
     requirements = at("requirements.txt") if has("requirements.txt") else None
     if kind == "pipfile":
@@ -130,6 +155,12 @@ def decide(repo, policy):
                           pipfile=at("Pipfile") if has("Pipfile") else None,
                           pipfile_lock=at("Pipfile.lock") if has("Pipfile.lock") else None,
                           warnings=())
+        notes = notes + pipfile_lock_warnings(repo, env.pipfile, env.pipfile_lock)
+    elif kind == "uv":
+        python, python_file, notes = python_version(repo, binder, runtime, at("runtime.txt"), policy)
+        env = Environment("uv", "venv", binder, python, python_file, uv_lock=UV_LOCK)
+        if policy.package_indexes:
+            notes = notes + [messages.UV_LOCK_OWN_INDEXES.format(file=UV_LOCK)]
     else:
         install = not binder and is_python_package(repo)
         python, python_file, notes = python_version(repo, binder, runtime, at("runtime.txt"), policy)
@@ -137,7 +168,7 @@ def decide(repo, policy):
                           install_repo=install)
     for path in index_files(repo, env):
         check_indexes(repo.files.get(path, ""), path, policy.package_indexes)
-    return _with(env, warnings=tuple(warnings + notes))
+    return _with(env, warnings=tuple(warnings + notes + lock_warnings(repo, binder, env)))
 
 
 def _with(env, **changes):
@@ -193,7 +224,101 @@ def detect_kind(repo, binder, runtime, has):
         return "conda"
     if has("Pipfile") or has("Pipfile.lock"):
         return "pipfile"
+    if uses_uv_lock(repo, binder):
+        return "uv"
     return "python"
+
+
+def uses_uv_lock(repo, binder):
+    """Whether uv.lock builds this repository: at the root, beside pyproject.toml, no binder dir."""
+    return not binder and UV_LOCK in repo.listing and repo.has("pyproject.toml")
+
+
+def installed_from(env):
+    """What a decided build installs the repository's packages from, in words (for warnings)."""
+    if env.kind == "dockerfile":
+        return "what the Dockerfile installs"
+    if env.kind == "pipfile":
+        return env.pipfile_lock or env.pipfile
+    if env.kind == "uv":
+        return env.uv_lock
+    if env.kind == "python":
+        parts = ([env.requirements] if env.requirements else []) + (
+            ["the repository itself (pip install .)"] if env.install_repo else [])
+        return " and ".join(parts) or "no packages of the repository (only the single-user server)"
+    return f"repo2docker's {env.kind} environment"
+
+
+def lock_warnings(repo, binder, env):
+    """Warnings naming each lock file present that this build does not install from, and what it
+    installs instead: other tools' locks, and a uv.lock where the rules do not read it."""
+    used = installed_from(env)
+    out = []
+    for listed in sorted(repo.listing):
+        directory, _, base = listed.rpartition("/")
+        if base in UNREAD_LOCKS:
+            out.append(messages.LOCK_NOT_READ.format(file=listed, used=used))
+        elif base == UV_LOCK and listed != env.uv_lock:
+            if directory:
+                reason = "uv.lock is read only at the root, beside pyproject.toml"
+            elif binder:
+                reason = f"the repository has a '{binder}' directory, and uv.lock is read only without one"
+            elif not repo.has("pyproject.toml"):
+                reason = "there is no pyproject.toml beside it, and uv needs both"
+            elif env.kind == "pipfile":
+                reason = "the Pipfile comes first (repo2docker's rule)"
+            elif env.kind == "dockerfile":
+                reason = "a Dockerfile builds this repository by itself"
+            else:
+                reason = f"{used} builds this repository"
+            out.append(messages.UV_LOCK_NOT_READ.format(file=listed, reason=reason, used=used))
+    return out
+
+
+def pipfile_hashes(text):
+    """The hashes pipenv would record in Pipfile.lock's ``_meta.hash.sha256`` for this Pipfile:
+    sha256 of the compact, key-sorted JSON of its sources (pipenv's default source when it names
+    none), requires, packages, dev-packages and other package categories. Two forms are current:
+    plette's (package names as written) and newer pipenv's (names PEP 503-normalized). Raises
+    tomllib.TOMLDecodeError, or TypeError/ValueError for values JSON cannot hold."""
+    data = tomllib.loads(text)
+    if "source" not in data:
+        data["source"] = [dict(_PIPENV_DEFAULT_SOURCE)]
+    categories = {"default": data.get("packages", {}), "develop": data.get("dev-packages", {}),
+                  **{name: values for name, values in data.items()
+                     if name not in _PIPFILE_SECTIONS and name not in ("default", "develop")}}
+    hashes = set()
+    for normalize in (False, True):
+        content = {"_meta": {"sources": data["source"], "requires": data.get("requires", {})}}
+        for name, values in categories.items():
+            content[name] = ({canonicalize_name(k): v for k, v in values.items()}
+                             if normalize and isinstance(values, dict) else values)
+        encoded = json.dumps(content, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        hashes.add(hashlib.sha256(encoded).hexdigest())
+    return hashes
+
+
+def pipfile_lock_warnings(repo, pipfile, lock):
+    """A warning naming both files when Pipfile.lock was not made from this Pipfile (its
+    ``_meta.hash``). The lock is still installed as it is, as repo2docker does (`pipenv install
+    --ignore-pipfile`): a stale lock builds on mybinder.org, and pipenv versions hash differently."""
+    if not pipfile or not lock:
+        return []
+    try:
+        recorded = json.loads(repo.files[lock])["_meta"]["hash"]["sha256"]
+    except (ValueError, KeyError, TypeError):
+        recorded = None
+    if not isinstance(recorded, str) or not recorded:
+        return [messages.PIPFILE_LOCK_UNCHECKED.format(lock=lock, pipfile=pipfile)]
+    try:
+        current = pipfile_hashes(repo.files[pipfile])
+    except tomllib.TOMLDecodeError as e:
+        raise EnvironmentRefused(messages.FILE_UNREADABLE.format(file=pipfile, problem=e))
+    except (TypeError, ValueError):
+        return [messages.PIPFILE_LOCK_UNCHECKED.format(lock=lock, pipfile=pipfile)]
+    if recorded.lower() in current:
+        return []
+    return [messages.PIPFILE_LOCK_STALE.format(lock=lock, pipfile=pipfile)]
 
 
 def ignored_files(repo, binder, kind, has, at):
@@ -206,17 +331,19 @@ def ignored_files(repo, binder, kind, has, at):
     used = {"dockerfile": {"Dockerfile"},
             "python": {"requirements.txt", "runtime.txt", "apt.txt", "postBuild", "start",
                        "setup.py", "pyproject.toml"},
-            "pipfile": {"Pipfile", "Pipfile.lock", "runtime.txt", "apt.txt", "postBuild", "start"}}
+            "pipfile": {"Pipfile", "Pipfile.lock", "runtime.txt", "apt.txt", "postBuild", "start"},
+            "uv": {"runtime.txt", "apt.txt", "postBuild", "start", "setup.py", "pyproject.toml"}}
     if kind in used:
         reason = {"dockerfile": "a Dockerfile builds this repository by itself",
                   "pipfile": "the Pipfile lists the packages",
+                  "uv": "uv.lock lists the packages (add packages with `uv add`, then commit uv.lock)",
                   "python": "repo2docker reads it only for Python 2"}[kind]
         for name in ENV_FILES:
             if name not in used[kind] and has(name) and (name != "install.R" or kind == "dockerfile"):
                 out.append(messages.IGNORED_BY_KIND.format(file=at(name), reason=reason))
         if not binder:
             for name in ("setup.py", "pyproject.toml"):
-                if repo.has(name) and kind != "python":
+                if repo.has(name) and kind not in ("python", "uv"):
                     out.append(messages.IGNORED_BY_KIND.format(file=name, reason=reason))
     for listed in sorted(repo.listing):
         base = listed.rsplit("/", 1)[-1]

@@ -159,6 +159,7 @@ class Repo2DockerBuilder(Repo2DockerBase):
             "pipfile": environment.pipfile,
             "pipfile_lock": environment.pipfile_lock,
             "install_repo": environment.install_repo,
+            "uv_lock": environment.uv_lock,
             "index_urls": list(self.package_indexes),
         }
 

@@ -9,6 +9,7 @@ installed). Usage, from ${REPO_DIR}:
     install.py [--index-url URL ...] pipfile FILE         (a resolution of the Pipfile)
     install.py [--index-url URL ...] repo-deps            (the repository's dependencies, early)
     install.py [--index-url URL ...] repo                 (pip install . of the repository)
+    install.py uv-lock DIR [--no-install-project]         (uv sync --locked of DIR's uv.lock)
 """
 
 import json
@@ -18,6 +19,9 @@ import sys
 import tempfile
 
 FAILED = "binderspawner-install-failed:"
+# After FAILED: a lock that disagrees with its manifest ("[uv-lock-stale] uv.lock: uv's cause");
+# venv.install_failure turns it into messages.UV_LOCK_STALE.
+UV_LOCK_STALE = "[uv-lock-stale]"
 VENV = "/srv/venv"
 # Pipfile keys that are environment markers (Pipfile's shorthand: sys_platform = "== 'linux'").
 MARKER_KEYS = ("os_name", "sys_platform", "platform_machine", "platform_python_implementation",
@@ -129,6 +133,28 @@ def uv_install(args, what, index_urls, no_deps=False, check=True):
     return True
 
 
+def uv_sync(project, install_project):
+    """uv.lock installed exactly into the server's environment: `uv sync --locked` refuses a lock
+    that disagrees with pyproject.toml (never re-solving it); --inexact keeps the single-user server
+    that is already there (the lock's pins win where they overlap). uv's defaults otherwise (the dev
+    group, the project itself, editable), as `uv sync` does on the user's machine."""
+    lock = os.path.join(project, "uv.lock") if project not in ("", ".") else "uv.lock"
+    command = ["uv", "sync", "--locked", "--inexact", "--no-cache", "--project", project,
+               "--python", f"{VENV}/bin/python", "--no-python-downloads"]
+    if not install_project:
+        command.append("--no-install-project")
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": VENV}
+    done = subprocess.run(command, stdout=sys.stdout, stderr=subprocess.PIPE, text=True, env=env)
+    sys.stderr.write(done.stderr)
+    if done.returncode != 0:
+        cause = failure_summary(done.stderr)
+        if "needs to be updated" in done.stderr and "--locked" in done.stderr:
+            print(f"{FAILED} {UV_LOCK_STALE} {lock}: {cause}", file=sys.stderr)
+        else:
+            print(f"{FAILED} installing {lock} failed: {cause}", file=sys.stderr)
+        sys.exit(1)
+
+
 def _write_requirements(lines):
     handle, path = tempfile.mkstemp(suffix="-requirements.txt")
     with os.fdopen(handle, "w") as f:
@@ -161,6 +187,8 @@ def main(argv):
         elif dependencies is None and os.path.exists("setup.py"):
             if not uv_install(["-r", "setup.py"], "setup.py", index_urls, check=False):
                 print("The dependencies of setup.py need the whole repository: they are installed with it.")
+    elif kind == "uv-lock":
+        uv_sync(rest[0], "--no-install-project" not in rest[1:])
     elif kind == "repo":
         uv_install(["."], "the repository (pip install .)", index_urls)
     elif kind in ("pipfile-lock", "pipfile"):

@@ -4,8 +4,9 @@ It renders the environment the hub decided (builders/environment.py; passed in t
 BINDERSPAWNER_R2D_SETTINGS "environment"), without detecting anything itself: a virtual environment
 from the base image's own Python (Debian's python3 in the images scripts/provision.sh builds), the
 single-user server in it as one layer per base image, then the repository's requirements file,
-Pipfile.lock (its pins and hashes, exactly) or Pipfile (resolved), and ``pip install .`` of the
-repository, all with uv through install.py. apt.txt, postBuild and start work as in repo2docker
+Pipfile.lock (its pins and hashes, exactly) or Pipfile (resolved), uv.lock (``uv sync --locked``:
+exactly, or a failure naming it), and ``pip install .`` of the repository, all with uv through
+install.py. apt.txt, postBuild and start work as in repo2docker
 (they come from its BaseImage), as do $REPO_DIR, the working directory and ~/.local/bin on PATH.
 
 Files needed by an install are copied before the repository where they name nothing else of it, so a
@@ -17,12 +18,15 @@ repo2docker instantiates buildpacks itself and they are not Configurables.
 
 import json
 import os
+import re
 import shlex
+import tomllib
 from functools import lru_cache
 
 from repo2docker.buildpacks.base import BaseImage
 from repo2docker.utils import is_local_pip_requirement, open_guess_encoding
 
+from binderspawner import messages
 from binderspawner.builders.buildpacks import install
 
 VENV = install.VENV
@@ -38,8 +42,19 @@ def install_failure(log_lines):
     for line in log_lines:
         at = line.find(FAILED)
         if at >= 0:
-            return line[at + len(FAILED):].strip()
+            return _explained(line[at + len(FAILED):].strip())
     return None
+
+
+_STALE_LOCK = re.compile(re.escape(install.UV_LOCK_STALE) + r" (\S+?): (.*)$")
+
+
+def _explained(failure):
+    """install.py's coded failures in the words of messages.py."""
+    stale = _STALE_LOCK.match(failure)
+    if stale:
+        return messages.UV_LOCK_STALE.format(file=stale.group(1), cause=stale.group(2).rstrip("."))
+    return failure
 
 
 def legacy_environment(buildpack):
@@ -49,7 +64,7 @@ def legacy_environment(buildpack):
     requirements = os.path.join(binder_dir, "requirements.txt") if binder_dir else "requirements.txt"
     return {"python": "", "binder_dir": binder_dir,
             "requirements": requirements if os.path.exists(requirements) else None,
-            "pipfile": None, "pipfile_lock": None, "install_repo": False, "index_urls": []}
+            "pipfile": None, "pipfile_lock": None, "install_repo": False, "uv_lock": None, "index_urls": []}
 
 
 def _names_other_files(path):
@@ -78,6 +93,28 @@ def _pipfile_names_paths(path):
                    for section in ("packages", "dev-packages") for spec in pipfile.get(section, {}).values())
     except (OSError, ValueError, AttributeError):
         return True
+
+
+def _uv_project_self_contained(lock_path, pyproject_path):
+    """Whether `uv sync --locked --no-install-project` can run with only pyproject.toml and uv.lock
+    (copied before the repository, so a notebook-only change keeps the layer): no workspace, no
+    local path sources and no dynamic metadata, which uv would read from the rest of the repository."""
+    try:
+        with open(pyproject_path, "rb") as f:
+            pyproject = tomllib.load(f)
+        with open(lock_path, "rb") as f:
+            lock = tomllib.load(f)
+        uv = pyproject.get("tool", {}).get("uv", {})
+        if "workspace" in uv or pyproject.get("project", {}).get("dynamic"):
+            return False
+        for package in lock.get("package", []):
+            source = package.get("source", {})
+            for key in ("path", "directory", "editable", "virtual"):
+                if key in source and source[key] != ".":
+                    return False
+        return True
+    except (OSError, ValueError, AttributeError, TypeError):
+        return False  # uv reads them after the copy and says what is wrong
 
 
 class VenvBuildPack(BaseImage):
@@ -152,6 +189,22 @@ class VenvBuildPack(BaseImage):
             early.append((env["pipfile"], "pipfile"))
         return early
 
+    def _uv_project(self):
+        """The directory of the uv.lock to install ('.': the root), or None."""
+        lock = self.environment.get("uv_lock")
+        return (os.path.dirname(lock) or ".") if lock else None
+
+    def _uv_early_files(self):
+        project = self._uv_project()
+        if project is None:
+            return []
+        lock, pyproject = os.path.join(project, "uv.lock"), os.path.join(project, "pyproject.toml")
+        if not _uv_project_self_contained(lock, pyproject):
+            return []
+        extra = [os.path.join(project, n) for n in ("uv.toml", ".python-version")
+                 if os.path.isfile(os.path.join(project, n))]
+        return [os.path.normpath(p) for p in (pyproject, lock, *extra)]
+
     def _late(self):
         env, early = self.environment, [path for path, _ in self._early()]
         late = []
@@ -173,7 +226,7 @@ class VenvBuildPack(BaseImage):
     @lru_cache
     def get_preassemble_script_files(self):
         files = dict(super().get_preassemble_script_files())
-        for path in [*(path for path, _ in self._early()), *self._package_files()]:
+        for path in [*(path for path, _ in self._early()), *self._package_files(), *self._uv_early_files()]:
             files[path] = path
         return files
 
@@ -183,6 +236,8 @@ class VenvBuildPack(BaseImage):
         scripts += [("${NB_USER}", self._install(kind, path)) for path, kind in self._early()]
         if self._package_files():
             scripts.append(("${NB_USER}", self._install("repo-deps")))
+        if self._uv_early_files():  # the locked dependencies; the project itself comes after the copy
+            scripts.append(("${NB_USER}", self._install("uv-lock", self._uv_project(), "--no-install-project")))
         return scripts
 
     @lru_cache
@@ -191,6 +246,8 @@ class VenvBuildPack(BaseImage):
         scripts += [("${NB_USER}", self._install(kind, path)) for path, kind in self._late()]
         if self.environment.get("install_repo"):
             scripts.append(("${NB_USER}", self._install("repo")))
+        if self._uv_project():  # the lock checked and installed again with the whole repository
+            scripts.append(("${NB_USER}", self._install("uv-lock", self._uv_project())))
         return scripts
 
 

@@ -29,7 +29,7 @@ def test_settings_for_a_decided_python_build():
     assert settings["environment"] == {
         "python": "3.14", "base_image": "binderspawner-base:forky", "binder_dir": "binder",
         "requirements": "binder/requirements.txt", "pipfile": None, "pipfile_lock": None,
-        "install_repo": False, "index_urls": ["https://pypi.example.org/simple"]}
+        "install_repo": False, "uv_lock": None, "index_urls": ["https://pypi.example.org/simple"]}
 
 
 def test_settings_for_a_kind_handed_to_repo2docker():

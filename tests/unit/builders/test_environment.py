@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from binderspawner.builders.environment import (EnvironmentRefused, Policy, RepoFiles, check_apt,
-                                                check_indexes, decide, parse_runtime)
+                                                check_indexes, decide, parse_runtime, pipfile_hashes)
 
 VERSIONS = ("3.11", "3.13", "3.14")
 HUB = Policy(VERSIONS)
@@ -113,7 +113,8 @@ def test_the_repository_is_installed_as_a_package_only_without_a_binder_director
 
 
 def test_pipfile_ignores_requirements_and_setup_py():
-    env = decide(repo({"Pipfile": "", "Pipfile.lock": "{}", "requirements.txt": "x", "setup.py": ""}), HUB)
+    lock = '{"_meta": {"hash": {"sha256": "%s"}}}' % min(pipfile_hashes(""))  # made from this Pipfile
+    env = decide(repo({"Pipfile": "", "Pipfile.lock": lock, "requirements.txt": "x", "setup.py": ""}), HUB)
     assert (env.pipfile, env.pipfile_lock, env.requirements, env.install_repo) == (
         "Pipfile", "Pipfile.lock", None, False)
     assert {w.split(" is ignored")[0] for w in env.warnings} == {"requirements.txt", "setup.py"}
