@@ -52,8 +52,9 @@ _STALE_LOCK = re.compile(re.escape(install.UV_LOCK_STALE) + r" (\S+?): (.*)$")
 def _explained(failure):
     """install.py's coded failures in the words of messages.py."""
     stale = _STALE_LOCK.match(failure)
-    if stale:
-        return messages.UV_LOCK_STALE.format(file=stale.group(1), cause=stale.group(2).rstrip("."))
+    if stale:  # uv's own words, without its "error:" and the hint the message gives anyway
+        cause = re.sub(r"^error:\s*", "", stale.group(2)).split(" hint:")[0].rstrip(".")
+        return messages.UV_LOCK_STALE.format(file=stale.group(1), cause=cause)
     return failure
 
 
@@ -127,8 +128,10 @@ class VenvBuildPack(BaseImage):
     def environment(self):
         return self.decided_environment or legacy_environment(self)
 
-    def _install(self, *args):
-        index = [w for url in self.environment.get("index_urls") or () for w in ("--index-url", url)]
+    def _install(self, *args, indexes=True):
+        """install.py's command line; uv.lock installs from the URLs it records (indexes=False)."""
+        index = [w for url in self.environment.get("index_urls") or () for w in ("--index-url", url)
+                 if indexes]
         return " ".join(shlex.quote(word) for word in [*INSTALL.split(), *index, *args])
 
     @lru_cache
@@ -237,7 +240,8 @@ class VenvBuildPack(BaseImage):
         if self._package_files():
             scripts.append(("${NB_USER}", self._install("repo-deps")))
         if self._uv_early_files():  # the locked dependencies; the project itself comes after the copy
-            scripts.append(("${NB_USER}", self._install("uv-lock", self._uv_project(), "--no-install-project")))
+            deps_only = self._install("uv-lock", self._uv_project(), "--no-install-project", indexes=False)
+            scripts.append(("${NB_USER}", deps_only))
         return scripts
 
     @lru_cache
@@ -247,7 +251,7 @@ class VenvBuildPack(BaseImage):
         if self.environment.get("install_repo"):
             scripts.append(("${NB_USER}", self._install("repo")))
         if self._uv_project():  # the lock checked and installed again with the whole repository
-            scripts.append(("${NB_USER}", self._install("uv-lock", self._uv_project())))
+            scripts.append(("${NB_USER}", self._install("uv-lock", self._uv_project(), indexes=False)))
         return scripts
 
 

@@ -193,9 +193,9 @@ def test_a_stale_uv_lock_failure_reads_as_the_message_naming_uv_lock():
            f"#14 2.1 {install.FAILED} {install.UV_LOCK_STALE} uv.lock: error: The lockfile at `uv.lock` "
            "needs to be updated, but `--locked` was provided. hint: To update the lockfile, run `uv lock`."]
     assert install_failure(log) == (
-        "uv.lock does not match pyproject.toml (uv sync --locked: error: The lockfile at `uv.lock` needs "
-        "to be updated, but `--locked` was provided. hint: To update the lockfile, run `uv lock`). Run "
-        "`uv lock` and commit uv.lock: the hub installs a lock only as it is, never re-solving it")
+        "uv.lock does not match pyproject.toml (uv sync --locked: The lockfile at `uv.lock` needs "
+        "to be updated, but `--locked` was provided). Run `uv lock` and commit uv.lock: the hub installs "
+        "a lock only as it is, never re-solving it")
     assert install_failure([f"{install.FAILED} installing uv.lock failed: no network"]) == \
         "installing uv.lock failed: no network"
 
@@ -214,3 +214,55 @@ def test_uv_lock_installs_before_the_repository_only_when_it_needs_nothing_else(
     (tmp_path / "pyproject.toml").write_text(pyproject)
     (tmp_path / "uv.lock").write_text(f'version = 1\n\n[[package]]\nname = "x"\nversion = "1"\n{lock_source}\n')
     assert _uv_project_self_contained(str(tmp_path / "uv.lock"), str(tmp_path / "pyproject.toml")) is early
+
+
+# where the uv.lock install sits in the Dockerfile -------------------------------------------------
+
+COPY_REPO = "COPY --chown=1000:1000 src/ ${REPO_DIR}/"
+
+
+def rendered(tmp_path, monkeypatch, files):
+    from binderspawner.builders.buildpacks.venv import make_venv_buildpack
+    for path, content in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(content)
+    monkeypatch.chdir(tmp_path)
+    environment = {"python": "3.11", "base_image": "binderspawner-base:bookworm", "binder_dir": "",
+                   "requirements": None, "pipfile": None, "pipfile_lock": None, "install_repo": False,
+                   "uv_lock": "uv.lock", "index_urls": ["https://mirror.example/simple"]}
+    cls = make_venv_buildpack(["jupyterhub"], environment=environment)
+    return cls(base_image="binderspawner-base:bookworm").render({"NB_USER": "jovyan", "NB_UID": "1000"}).splitlines()
+
+
+def uv_runs(lines):
+    return [(i, line) for i, line in enumerate(lines) if line.startswith("RUN ") and " uv-lock " in line]
+
+
+LOCK = 'version = 1\n\n[[package]]\nname = "x"\nversion = "1"\nsource = { editable = "." }\n'
+
+
+def test_the_locked_dependencies_install_before_the_repository_and_the_project_after(tmp_path, monkeypatch):
+    lines = rendered(tmp_path, monkeypatch, {"pyproject.toml": PACKAGED, "uv.lock": LOCK, "index.ipynb": "{}"})
+    copy_repo = lines.index(COPY_REPO)
+    (early, early_run), (late, late_run) = uv_runs(lines)
+    assert early < copy_repo < late
+    assert early_run.endswith("install.py uv-lock . --no-install-project")
+    assert late_run.endswith("install.py uv-lock .")  # the lock's own URLs: no --index-url
+    copied = [line for line in lines[:early] if "src/" in line]
+    assert copied == ["COPY --chown=1000:1000 src/pyproject.toml ${REPO_DIR}/pyproject.toml",
+                      "COPY --chown=1000:1000 src/uv.lock ${REPO_DIR}/uv.lock"]
+
+
+def test_a_notebook_only_change_keeps_the_locked_dependencies_layer(tmp_path, monkeypatch):
+    files = {"pyproject.toml": PACKAGED, "uv.lock": LOCK, "index.ipynb": '{"cells": []}'}
+    before = rendered(tmp_path, monkeypatch, files)
+    after = rendered(tmp_path, monkeypatch, {**files, "index.ipynb": '{"cells": [1]}', "more.ipynb": "{}"})
+    early = uv_runs(before)[0][0]
+    assert before[:early + 1] == after[:early + 1]
+
+
+def test_a_workspace_lock_installs_only_with_the_whole_repository(tmp_path, monkeypatch):
+    workspace = PACKAGED + '[tool.uv.workspace]\nmembers = ["pkgs/*"]\n'
+    lines = rendered(tmp_path, monkeypatch, {"pyproject.toml": workspace, "uv.lock": LOCK})
+    [(at, run)] = uv_runs(lines)
+    assert lines.index(COPY_REPO) < at and run.endswith("install.py uv-lock .")
