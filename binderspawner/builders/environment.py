@@ -266,7 +266,7 @@ def lock_warnings(repo, binder, env):
             elif not repo.has("pyproject.toml"):
                 reason = "there is no pyproject.toml beside it, and uv needs both"
             elif env.kind == "pipfile":
-                reason = "the Pipfile comes first (repo2docker's rule)"
+                reason = f"{used} comes first (repo2docker's rule)"
             elif env.kind == "dockerfile":
                 reason = "a Dockerfile builds this repository by itself"
             else:

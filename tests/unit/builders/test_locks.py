@@ -52,8 +52,11 @@ def test_uv_lock_wins_over_requirements_and_setup_py_with_a_warning_naming_them(
 def test_pipfile_wins_over_uv_lock_and_the_lock_is_named():
     env = decide(repo({"Pipfile": '[packages]\nsix = "*"\n', "pyproject.toml": PYPROJECT}, ["uv.lock"]), HUB)
     assert env.kind == "pipfile" and env.uv_lock is None
-    assert "uv.lock is ignored: the Pipfile comes first (repo2docker's rule). This build installs Pipfile " \
+    assert "uv.lock is ignored: Pipfile comes first (repo2docker's rule). This build installs Pipfile " \
            "instead." in warnings(env)
+    env = decide(repo({"Pipfile.lock": "{}", "pyproject.toml": PYPROJECT}, ["uv.lock"]), HUB)
+    assert "uv.lock is ignored: Pipfile.lock comes first (repo2docker's rule). This build installs " \
+           "Pipfile.lock instead." in warnings(env)
 
 
 @pytest.mark.parametrize("files, listing, reason, used", [
