@@ -161,7 +161,7 @@ async def test_build_hands_repo2docker_the_checkout_and_the_decision(git_server,
     assert settings["environment"] == {
         "python": "3.13", "base_image": "binderspawner-base:trixie", "binder_dir": "binder",
         "requirements": "binder/requirements.txt", "pipfile": None, "pipfile_lock": None,
-        "install_repo": False, "index_urls": ["https://pypi.example.org/simple"]}
+        "install_repo": False, "uv_lock": None, "index_urls": ["https://pypi.example.org/simple"]}
     warnings = [m for phase, m in events if phase == "warning"]
     assert any("setup.py is ignored" in w for w in warnings)
     assert any("requirement.txt is ignored" in w for w in warnings)
