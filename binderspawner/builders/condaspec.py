@@ -115,10 +115,11 @@ def channel_decision(conda_file, admin_channels, mode):
 
 def solve_specs(conda_file, drop_python):
     """The match specs handed to the solver: as written, without a ``channel::`` prefix (the
-    channels are decided by channel_decision), without ``python`` when the base image provides it."""
+    channels are decided by channel_decision), without ``python`` (and ``pip``, which the pip: list
+    does not need: uv installs it) when the base image provides Python."""
     out = []
     for spec in conda_file.specs:
-        if drop_python and spec_name(spec) == "python":
+        if drop_python and spec_name(spec) in ("python", "pip"):
             continue
         out.append(spec.split("::", 1)[1] if "::" in spec else spec)
     return tuple(out)
