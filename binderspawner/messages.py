@@ -72,6 +72,8 @@ CONDA_LOCK_DISAGREES = ("{lock} does not agree with {manifest}: {manifest} asks 
                         "lock has {locked}. Re-lock the environment.")
 CONDA_LOCK_PIP_MISSING = ("{lock} does not agree with {manifest}: its pip: list names '{package}', "
                           "which the lock does not pin. Re-lock the environment.")
+CONDA_LOCK_UNCHECKED = ("{file} has no manifest beside it (pixi.toml or environment.yml), so it cannot "
+                        "be checked against one; it is installed as locked.")
 CONDA_LOCK_PYPI = ("{file} pins PyPI packages ({packages}), which this hub does not install from a "
                    "pixi lock yet. Move them to requirements in a 'pip:' list of an unlocked "
                    "environment.yml, or lock only conda packages.")

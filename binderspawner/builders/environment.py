@@ -520,6 +520,8 @@ def conda_environment(repo, binder, at, policy, warnings):
             manifest = at("pixi.toml")
         if lock and lock.endswith("conda-lock.yml"):
             locked, pip = condaspec.read_conda_lock(repo.files[lock], lock)
+            if not conda:
+                warnings.append(messages.CONDA_LOCK_UNCHECKED.format(file=lock))
             problem = conda and condaspec.lock_disagreement(conda.specs, locked, lock, env_path)
             pinned = {line.split("==", 1)[0].lower() for line in pip}
             for line in conda.pip if conda else ():
@@ -532,8 +534,10 @@ def conda_environment(repo, binder, at, policy, warnings):
                                conda_lock=lock, conda_manifest=manifest, conda_channels=extra,
                                conda_pip=pip, warnings=tuple(warnings))
         if lock:  # pixi.lock: read and compared with these specs by builders/conda.py
-            specs = (condaspec.read_pixi_manifest(repo.files[manifest], manifest) if manifest.endswith("pixi.toml")
-                     else conda.specs if conda else ())
+            specs = (condaspec.read_pixi_manifest(repo.files[manifest], manifest)
+                     if manifest and manifest.endswith("pixi.toml") else conda.specs if conda else ())
+            if not manifest:
+                warnings.append(messages.CONDA_LOCK_UNCHECKED.format(file=lock))
             if conda and conda.pip:
                 raise EnvironmentRefused(messages.CONDA_LOCK_PIP_MISSING.format(
                     lock=lock, manifest=env_path, package=conda.pip[0]))

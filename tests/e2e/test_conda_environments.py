@@ -92,8 +92,8 @@ async def test_environment_yml_from_the_channel_with_pip_and_postbuild(docker_cl
 async def test_pixi_lock_installs_exactly(docker_client, git_server, channel, tmp_path):
     """A pixi.lock pinning the older bs-tool 1.5: installed as locked, not re-solved to 2.1."""
     gateway = rattler.Gateway(cache_dir=str(tmp_path / "cache"))
-    records = {r.file_name: r for r in await rattler.solve([channel.url], ["bs-tool ==1.5"], gateway=gateway,
-                                                          platforms=["linux-64", "noarch"])}
+    solved = await rattler.solve([channel.url], ["bs-tool ==1.5"], gateway=gateway, platforms=["linux-64", "noarch"])
+    records = {r.file_name: r for r in solved}
     platform = rattler.LockPlatform("linux-64")
     lock = rattler.LockFile([platform])
     for record in records.values():
