@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import urllib.parse
 from dataclasses import dataclass
 
@@ -29,6 +30,9 @@ from binderspawner.providers import hosts
 
 MANIFEST = "manifest.json"
 PACKAGES_DIR = "pkgs"
+PIP_FILE = "pip-requirements.txt"
+# The payload's directory in the hub's checkout; anything of the repository's at that name goes.
+PAYLOAD_DIR = "binderspawner-conda-payload"
 CHANNELS_SETTING = "c.Repo2DockerBuilder.conda_channels"
 
 
@@ -254,3 +258,15 @@ async def prepare(environment, checkout, dest, settings, emit, repo_channel_rule
         emit("fetching", "Solved: " + ", ".join(f"{p.name} {p.version}" for p in solved))
         source = "the channel's repodata"
     return await download(packages, dest, settings, emit, source)
+
+
+def payload_directory(checkout):
+    """A fresh, empty payload directory in the hub's ``checkout`` (whatever the repository had
+    at that name, a link included, is removed first)."""
+    path = os.path.join(checkout, PAYLOAD_DIR)
+    if os.path.islink(path) or os.path.isfile(path):
+        os.unlink(path)
+    elif os.path.isdir(path):
+        shutil.rmtree(path)
+    os.mkdir(path, 0o755)
+    return path

@@ -202,9 +202,11 @@ class Repo2DockerBuilder(Repo2DockerBase):
     def environment_settings(self, environment, conda_payload=None):
         """The settings' 'environment' entry for one decided build (pure); paths are relative to
         the checkout root (``conda_payload``: the hub's directory of fetched conda packages)."""
-        return {
+        conda_entries = {} if conda_payload is None else {
             "conda_payload": conda_payload, "conda_python": environment.conda_python,
-            "conda_pip": list(environment.conda_pip),
+            "conda_pip": list(environment.conda_pip)}
+        return {
+            **conda_entries,
             "python": environment.python,
             "base_image": (self.python_base_images.get(environment.python, "") if environment.python
                            else ""),
@@ -318,14 +320,12 @@ class Repo2DockerBuilder(Repo2DockerBase):
                 environment = await self.prepare(request, checkout, emit)
             if environment is not None and environment.buildpacks == "venv" and (
                     environment.kind == "conda" or environment.conda_specs):
-                payload = tempfile.mkdtemp(prefix="conda-", dir=request.env.get("TMPDIR"))
-                await self.fetch_conda(environment, checkout, payload, emit)
+                payload = conda.PAYLOAD_DIR  # inside the checkout (buildpacks/conda.py copies it early)
+                await self.fetch_conda(environment, checkout, conda.payload_directory(checkout), emit)
             await self._run_repo2docker(request, emit, checkout, environment, payload)
         finally:
             if checkout is not None:
                 checkouts.remove_checkout(checkout)
-            if payload is not None:
-                shutil.rmtree(payload, ignore_errors=True)
 
     async def fetch_conda(self, environment, checkout, payload, emit):
         """Solve (or read the lock) and fetch the conda packages into ``payload`` on the hub
@@ -342,7 +342,7 @@ class Repo2DockerBuilder(Repo2DockerBase):
             self.log.exception("Preparing the conda environment of %s failed", environment.conda_file)
             raise BuildFailed(messages.ENVIRONMENT_INTERNAL.format(repo=environment.conda_file))
         if environment.conda_pip:
-            with open(os.path.join(payload, "pip-requirements.txt"), "w") as f:
+            with open(os.path.join(payload, conda.PIP_FILE), "w") as f:
                 f.write("\n".join(environment.conda_pip) + "\n")
 
     async def _run_repo2docker(self, request, emit, checkout, environment, conda_payload=None):

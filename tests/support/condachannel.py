@@ -9,6 +9,7 @@ to test which Python a solve picks, never to run code.
 """
 
 import asyncio
+import concurrent.futures
 import hashlib
 import http.server
 import io
@@ -59,7 +60,14 @@ def make_channel(root, packages=PACKAGES):
         name = key.split("@")[0]
         with open(os.path.join(root, "noarch", f"{name}-{version}-0.tar.bz2"), "wb") as f:
             f.write(package_bytes(name, version, depends, files))
-    asyncio.run(rattler.index.index_fs(root, write_zst=False, write_shards=False, force=True))
+    index = rattler.index.index_fs(root, write_zst=False, write_shards=False, force=True)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(index)
+    else:  # called from a coroutine: index in a thread with its own loop
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, index).result()
     return root
 
 
