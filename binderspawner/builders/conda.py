@@ -80,8 +80,19 @@ def channel_urls(names, alias=""):
 
 
 def owning_channel(url, channels):
-    """The (name, base) whose base URL ``url`` lies under, or None."""
-    return next((c for c in channels if url.startswith(c[1])), None)
+    """The (name, base) whose base URL ``url`` lies under (credentials aside), or None."""
+    return next((c for c in channels if public_url(url).startswith(public_url(c[1]))), None)
+
+
+def channel_credentials(url, channels):
+    """(user, password) of the channel ``url`` lies under when its base URL carries them (an
+    admin's mirror), for a URL that does not (a lock's); else (None, None)."""
+    parts = urllib.parse.urlsplit(url)
+    found = owning_channel(url, channels)
+    base = urllib.parse.urlsplit(found[1]) if found else None
+    if parts.username is None and base is not None and base.username is not None:
+        return urllib.parse.unquote(base.username), urllib.parse.unquote(base.password or "")
+    return None, None
 
 
 def unreachable_channel(error_text, channels):
@@ -94,8 +105,9 @@ def unreachable_channel(error_text, channels):
 
 
 def solver_reason(error_text, limit=400):
-    """rattler's SolverError text without its preamble, on one line."""
+    """rattler's error text without its preamble and without credentials in URLs, on one line."""
     text = re.sub(r"^Cannot solve the request because of:\s*", "", error_text.strip())
+    text = re.sub(r"(\w+://)[^/@\s]+@", r"\1", text)
     text = " ".join(line.strip() for line in text.splitlines() if line.strip())
     return text if len(text) <= limit else text[:limit] + "..."
 
@@ -146,7 +158,7 @@ async def solve(environment, python_version, settings, emit, repo_channel_rules=
             channel=public_url(name), setting=setting, reason=solver_reason(text.splitlines()[-1], 200)))
     if environment.conda_python is None:
         for record in records:
-            if str(record.noarch) == "python" or getattr(record.noarch, "python", False):
+            if record.noarch is not None and record.noarch.python:
                 raise CondaFailed(messages.CONDA_NOARCH_PYTHON.format(file=source, package=record.name.normalized),
                                   refused=True)
     return [condaspec.LockedPackage(r.name.normalized, str(r.version), str(r.build), r.url,
@@ -205,8 +217,8 @@ def locked_packages(environment, checkout, settings, repo_channels):
 async def download(packages, dest, settings, emit, source):
     """Each package into ``dest``/pkgs, checked against its digest; the manifest the image's
     installer reads. Connections pass the hub's SSRF rules, the admin's channel hosts allowed."""
-    admin_hosts = [urllib.parse.urlsplit(b).hostname or "" for _, b in
-                   channel_urls(settings.channels, settings.channel_alias)]
+    admin = channel_urls(settings.channels, settings.channel_alias)
+    admin_hosts = [urllib.parse.urlsplit(b).hostname or "" for _, b in admin]
     resolver = hosts.CheckingResolver(allowed=(*admin_hosts, *settings.allowed_private_hosts),
                                       setting="RepoProvider.allowed_private_hosts")
     client = SimpleAsyncHTTPClient(force_instance=True, resolver=resolver, max_body_size=4 << 30)
@@ -220,11 +232,14 @@ async def download(packages, dest, settings, emit, source):
                 package=package.name, url=public_url(package.url), reason="not a conda package file name"))
         async with limit:
             try:
-                response = await client.fetch(HTTPRequest(package.url, request_timeout=settings.download_timeout,
-                                                          follow_redirects=True, max_redirects=3))
+                user, password = channel_credentials(package.url, admin)
+                response = await client.fetch(HTTPRequest(
+                    package.url, request_timeout=settings.download_timeout, follow_redirects=True,
+                    max_redirects=3, auth_username=user, auth_password=password))
             except (HTTPClientError, OSError, LaunchError) as e:
                 raise CondaFailed(messages.CONDA_DOWNLOAD_FAILED.format(
-                    package=package.name, url=public_url(package.url), reason=str(e)))
+                    package=package.name, url=public_url(package.url),
+                    reason=str(e).replace(package.url, public_url(package.url))))
         data = response.body
         wrong = check_digest(data, package.sha256, package.md5)
         if wrong:

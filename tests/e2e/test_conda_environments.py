@@ -138,13 +138,13 @@ async def test_pixi_lock_that_disagrees_with_its_manifest_is_refused(docker_clie
     assert_nothing_left(docker_client, request, tmp_path / "s")
 
 
-@pytest.mark.parametrize("case", ["unknown-package", "unreachable-channel"])
+@pytest.mark.parametrize("case", ["unknown-package", "unreachable-channel", "python-package"])
 async def test_failures_name_the_package_or_channel_and_leave_nothing(docker_client, git_server, channel,
                                                                       tmp_path, case):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    spec = "no-such-package-anywhere" if case == "unknown-package" else "bs-tool"
-    channels = [channel.url] if case == "unknown-package" else [free_url()]
+    spec = {"unknown-package": "no-such-package-anywhere", "python-package": "bs-pylib"}.get(case, "bs-tool")
+    channels = [free_url()] if case == "unreachable-channel" else [channel.url]
     request = request_for(git_server, f"{case}-{RUN}", {"environment.yml": f"dependencies:\n  - {spec}\n"}, scratch)
     events, error = await build_events(builder(channels, cache=tmp_path / "cache"), request)
     assert isinstance(error, BuildFailed)
@@ -152,6 +152,8 @@ async def test_failures_name_the_package_or_channel_and_leave_nothing(docker_cli
         assert isinstance(error, RepositoryRefused)
         assert str(error).startswith("environment.yml cannot be installed from this hub's channels")
         assert "no-such-package-anywhere" in str(error)
+    elif case == "python-package":  # conda_python = "base-image": no Python in the environment
+        assert str(error).startswith("environment.yml: 'bs-pylib' is a Python package")
     else:
         assert not isinstance(error, RepositoryRefused)
         assert str(error).startswith(f"The conda channel {channels[0]}")

@@ -20,7 +20,7 @@ import threading
 
 import rattler.index
 
-# name -> (version, depends, {path in the prefix: text})
+# name[@variant] -> (version, depends, {path in the prefix: text}[, noarch kind; default generic])
 PACKAGES = {
     "bs-data": ("1.0", [], {"share/bs-data/data.txt": "data from the conda channel\n"}),
     "bs-tool": ("2.1", ["bs-data >=1.0"], {"share/bs-tool/tool.txt": "tool from the conda channel\n",
@@ -28,13 +28,14 @@ PACKAGES = {
     "bs-tool@1.5": ("1.5", ["bs-data >=1.0"], {"share/bs-tool/tool.txt": "old tool\n"}),
     "python@3.12": ("3.12.0", [], {"share/bs-fake-python/version.txt": "3.12.0\n"}),
     "python@3.10": ("3.10.0", [], {"share/bs-fake-python/version.txt": "3.10.0\n"}),
+    "bs-pylib": ("0.1", ["python >=3.8"], {"site-packages/bs_pylib.py": "VALUE = 1\n"}, "python"),
 }
 
 
-def package_bytes(name, version, depends, files, build="0"):
-    """A noarch generic ``.tar.bz2`` conda package (what conda-build would write, by hand)."""
+def package_bytes(name, version, depends, files, noarch="generic", build="0"):
+    """A noarch ``.tar.bz2`` conda package (what conda-build would write, by hand)."""
     index = {"name": name, "version": version, "build": build, "build_number": 0, "depends": depends,
-             "noarch": "generic", "subdir": "noarch", "license": "MIT", "timestamp": 1700000000000}
+             "noarch": noarch, "subdir": "noarch", "license": "MIT", "timestamp": 1700000000000}
     paths = {"paths": [{"_path": path, "path_type": "hardlink",
                         "sha256": hashlib.sha256(text.encode()).hexdigest(), "size_in_bytes": len(text.encode())}
                        for path, text in sorted(files.items())], "paths_version": 1}
@@ -56,10 +57,10 @@ def make_channel(root, packages=PACKAGES):
     """Write and index a channel at ``root`` (noarch packages, an empty linux-64); returns root."""
     os.makedirs(os.path.join(root, "noarch"), exist_ok=True)
     os.makedirs(os.path.join(root, "linux-64"), exist_ok=True)
-    for key, (version, depends, files) in packages.items():
+    for key, (version, depends, files, *noarch) in packages.items():
         name = key.split("@")[0]
         with open(os.path.join(root, "noarch", f"{name}-{version}-0.tar.bz2"), "wb") as f:
-            f.write(package_bytes(name, version, depends, files))
+            f.write(package_bytes(name, version, depends, files, *noarch))
     index = rattler.index.index_fs(root, write_zst=False, write_shards=False, force=True)
     try:
         asyncio.get_running_loop()

@@ -184,3 +184,36 @@ def test_digests_are_checked_sha256_first():
     assert conda.check_digest(data, sha256="00", md5=hashlib.md5(data).hexdigest()) == "sha256"
     assert conda.check_digest(data, md5=hashlib.md5(data).hexdigest()) == ""
     assert conda.check_digest(data) == "no checksum"
+
+
+async def test_a_repository_channel_on_a_private_address_is_refused_before_any_request():
+    env = decided({"environment.yml": "channels: ['http://10.1.2.3/internal']\ndependencies: [x]\n"},
+                  Policy(VERSIONS, conda_repository_channels="allow"))
+    assert env.conda_channels == ("http://10.1.2.3/internal",)
+    with pytest.raises(conda.CondaFailed) as info:
+        await conda.solve(env, "3.11", conda.CondaSettings(), lambda *a: None)
+    assert info.value.refused
+    assert str(info.value).startswith("environment.yml: the channel 'http://10.1.2.3/internal': The host "
+                                      "'10.1.2.3' resolves to 10.1.2.3, a private address")
+
+
+def test_a_lock_naming_a_package_outside_the_hubs_channels_is_refused(tmp_path):
+    (tmp_path / "conda-lock.yml").write_text(CONDA_LOCK)
+    env = decided({"conda-lock.yml": CONDA_LOCK})
+    settings = conda.CondaSettings(channels=("http://127.0.0.1:9/conda-forge",))
+    with pytest.raises(conda.CondaFailed) as info:
+        conda.locked_packages(env, str(tmp_path), settings, [])
+    assert str(info.value).startswith("conda-lock.yml locks 'numpy' from https://mirror.example/conda-forge/")
+    settings = conda.CondaSettings(channels=("https://user:pw@mirror.example/conda-forge",))
+    assert [p.name for p in conda.locked_packages(env, str(tmp_path), settings, [])] == ["numpy"]
+
+
+def test_a_mirrors_credentials_go_with_its_packages_only():
+    channels = conda.channel_urls(["https://u%40x:p@mirror.example/c"])
+    assert conda.channel_credentials("https://mirror.example/c/noarch/a-1-0.conda", channels) == ("u@x", "p")
+    assert conda.channel_credentials("https://other.example/c/noarch/a-1-0.conda", channels) == (None, None)
+
+
+def test_rattlers_errors_lose_the_credentials_of_urls():
+    text = "error sending request for url (https://u:secret@mirror.example/c/noarch/repodata.json)"
+    assert "secret" not in conda.solver_reason(text) and "https://mirror.example/c/" in conda.solver_reason(text)
