@@ -67,25 +67,31 @@ async def test_environment_yml_from_the_channel_with_pip_and_postbuild(docker_cl
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     request = request_for(git_server, f"envyml-{RUN}", {
-        "environment.yml": ("name: demo\nchannels:\n  - conda-forge\n  - defaults\ndependencies:\n"
-                            "  - bs-tool >=2\n  - pip\n  - pip:\n    - six==1.16.0\n"),
-        "requirements.txt": "this-package-does-not-exist-anywhere\n",
-        "postBuild": "#!/bin/bash\nbs-tool from-postbuild > $HOME/postbuild-out\n",
+        "binder/environment.yml": ("name: demo\nchannels:\n  - conda-forge\n  - defaults\ndependencies:\n"
+                                   "  - bs-tool >=2\n  - pip\n  - pip:\n    - six==1.16.0\n    - -e ../localpkg\n"),
+        "localpkg/pyproject.toml": ('[build-system]\nrequires = ["flit_core>=3.2"]\n'
+                                    'build-backend = "flit_core.buildapi"\n'
+                                    '[project]\nname = "bs_local"\nversion = "0.1"\ndescription = "x"\n'),
+        "localpkg/bs_local.py": "VALUE = 'local package from the pip list'\n",
+        "binder/requirements.txt": "this-package-does-not-exist-anywhere\n",
+        "binder/postBuild": "#!/bin/bash\nbs-tool from-postbuild > $HOME/postbuild-out\n",
         "index.ipynb": "{}",
     }, scratch)
     try:
         events, error = await build_events(builder([channel.url], cache=tmp_path / "cache"), request)
         assert error is None, str(error)
         warnings = [m for phase, m in events if phase == "warning"]
-        assert any("requirements.txt is ignored" in w for w in warnings)
+        assert any("binder/requirements.txt is ignored" in w for w in warnings)
         assert any("'conda-forge'" in w and "not used" in w for w in warnings)
         out = run_in(docker_client, request.image,
                      "cat /srv/conda/envs/notebook/share/bs-data/data.txt; which bs-tool; cat postbuild-out; "
-                     "python -c 'import six, sys; print(six.__version__, sys.prefix)'; echo $CONDA_PREFIX; ls -A")
+                     "python -c 'import six, sys, bs_local; print(six.__version__, sys.prefix, bs_local.VALUE)'; "
+                     "echo $CONDA_PREFIX; ls -A . binder")
         lines = out.splitlines()
         assert lines[:5] == ["data from the conda channel", "/srv/conda/envs/notebook/bin/bs-tool",
-                             "bs-tool 2.1 from-postbuild", "1.16.0 /srv/venv", "/srv/conda/envs/notebook"]
-        assert "index.ipynb" in lines[5:] and not [n for n in lines[5:] if n.startswith("binderspawner-conda")]
+                             "bs-tool 2.1 from-postbuild", "1.16.0 /srv/venv local package from the pip list",
+                             "/srv/conda/envs/notebook"]
+        assert "index.ipynb" in lines[5:] and not [n for n in lines[5:] if "binderspawner" in n]
         assert os.listdir(scratch) == []
     finally:
         remove_image(docker_client, request.image)

@@ -139,7 +139,14 @@ class CondaBuildPack(VenvBuildPack):
     def get_assemble_scripts(self):
         scripts = list(super().get_assemble_scripts())
         if self.environment.get("conda_pip") and not self._pip_early():
-            scripts.append(("${NB_USER}", self._install("requirements", f"{self.payload_dir}/{PIP_FILE}")))
+            # as conda does: the list beside the environment file, pip run in that directory, so
+            # -r/-c and local paths (-e .) mean what they mean there
+            where = self.environment.get("binder_dir") or "."
+            local = f"{where}/.binderspawner-pip-requirements.txt"
+            scripts.append(("${NB_USER}", (
+                f"cp {shlex.quote(self.payload_dir + '/' + PIP_FILE)} {shlex.quote(local)} && cd {shlex.quote(where)}"
+                f" && {self._install('requirements', '.binderspawner-pip-requirements.txt')}"
+                f" && rm .binderspawner-pip-requirements.txt")))
         if self._in_context():  # the repository's copy of the payload is not the user's
             scripts.append(("root", f"rm -rf ${{REPO_DIR}}/{shlex.quote(self.payload)}"))
         return scripts
