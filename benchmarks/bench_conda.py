@@ -57,7 +57,8 @@ async def build(builder, git, name, content, images, scratch, again=False):
     images.append(request.image)
     if error is not None:
         raise SystemExit(f"build of {name} failed: {error}")
-    return seconds
+    steps = [m for _, m in events if " CACHED" in m or " DONE " in m]
+    return seconds, sum(" CACHED" in m for m in steps), len(steps)
 
 
 async def main():
@@ -87,8 +88,9 @@ async def main():
             cold = await build(builder, git, name, files(kind, run + "cold", "{}"), images, scratch)
             rebuild = await build(builder, git, name, files(kind, run + "cold", '{"cells": []}'), images,
                                   scratch, again=True)
-            rows.append({"repository": kind, "cold": cold, "rebuild": rebuild})
-            print(f"{kind}: cold {cold:.1f} s, rebuild {rebuild:.1f} s", file=sys.stderr)
+            rows.append({"repository": kind, "cold": cold[0], "rebuild": rebuild[0],
+                         "cold_cached_steps": cold[1:], "rebuild_cached_steps": rebuild[1:]})
+            print(f"{kind}: cold {cold}, rebuild {rebuild}", file=sys.stderr)
     finally:
         client = docker.from_env()
         for image in set(images):
@@ -102,7 +104,9 @@ async def main():
     base, conda = rows
     print("| repository | cold | rebuild (notebook changed) |\n|---|---|---|")
     for row in rows:
-        print(f"| {row['repository']} | {row['cold']:.1f} s | {row['rebuild']:.1f} s |")
+        cached = "{}/{} steps cached".format
+        print(f"| {row['repository']} | {row['cold']:.1f} s ({cached(*row['cold_cached_steps'])}) | "
+              f"{row['rebuild']:.1f} s ({cached(*row['rebuild_cached_steps'])}) |")
     print(f"| ratio conda / requirements | {conda['cold'] / base['cold']:.2f} | "
           f"{conda['rebuild'] / base['rebuild']:.2f} |")
     if args.json:
