@@ -128,7 +128,13 @@ def decide(repo, policy):
     warnings += ignored_files(repo, binder, kind, has, at)
     if kind != "dockerfile" and has("apt.txt"):
         check_apt(repo.files[at("apt.txt")], at("apt.txt"))
-    if kind in OTHER_KINDS or kind == "julia-require" or (kind == "conda" and policy.buildpacks == "repo2docker"):
+    if kind == "conda" and policy.buildpacks == "repo2docker" and (has("environment.yml") or has("environment.yaml")):
+        for name in ("pixi.lock", "conda-lock.yml"):  # repo2docker's conda buildpack does not read locks
+            if has(name):
+                warnings.append(messages.IGNORED_BY_KIND.format(
+                    file=at(name), reason="repo2docker's own conda buildpack solves environment.yml"))
+        return _other_kind(kind, binder, policy, repo, at, warnings, runtime[0])
+    if kind in OTHER_KINDS or kind == "julia-require":
         return _other_kind(kind, binder, policy, repo, at, warnings, runtime[0])
     if kind != "dockerfile":
         if has("install.R"):

@@ -217,3 +217,10 @@ def test_a_mirrors_credentials_go_with_its_packages_only():
 def test_rattlers_errors_lose_the_credentials_of_urls():
     text = "error sending request for url (https://u:secret@mirror.example/c/noarch/repodata.json)"
     assert "secret" not in conda.solver_reason(text) and "https://mirror.example/c/" in conda.solver_reason(text)
+
+
+def test_with_repo2dockers_buildpacks_a_lock_beside_environment_yml_is_named_as_ignored():
+    r2d = Policy(VERSIONS, buildpacks="repo2docker")
+    env = decided({"environment.yml": ENV, "pixi.lock": ""}, r2d)
+    assert env.buildpacks == "repo2docker" and any(w.startswith("pixi.lock is ignored") for w in env.warnings)
+    assert decided({"pixi.lock": ""}, r2d).buildpacks == "venv"  # only the hub reads a lock alone
