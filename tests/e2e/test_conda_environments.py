@@ -2,6 +2,7 @@
 a conda channel the test serves on 127.0.0.1 (tests/support/condachannel.py; conda-forge is not
 reachable here): the hub solves and fetches, the image installs offline with py-rattler."""
 
+import hashlib
 import os
 import uuid
 
@@ -181,5 +182,34 @@ async def test_python_from_the_channel_is_a_setting(docker_client, git_server, c
         assert any("comes from the conda channel" in m for phase, m in events if phase == "warning")
         out = run_in(docker_client, request.image, "cat /srv/conda/envs/notebook/share/bs-fake-python/version.txt")
         assert out == "3.12.0"
+    finally:
+        remove_image(docker_client, request.image)
+
+
+async def test_conda_lock_installs_exactly_with_its_pip_pins(docker_client, git_server, channel, tmp_path):
+    """A conda-lock.yml (version 1, parsed by the hub: py-rattler does not read it) pinning the
+    older bs-tool 1.5 and a pip package: installed as locked, checked against environment.yml."""
+    def entry(name, version):
+        path = os.path.join(channel.root, "noarch", f"{name}-{version}-0.tar.bz2")
+        with open(path, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        return (f"- name: {name}\n  version: '{version}'\n  manager: conda\n  platform: linux-64\n"
+                f"  url: {channel.url}/noarch/{name}-{version}-0.tar.bz2\n  hash:\n    sha256: {digest}\n")
+    lock = ("version: 1\nmetadata:\n  platforms: [linux-64]\n  sources: [environment.yml]\npackage:\n"
+            + entry("bs-tool", "1.5") + entry("bs-data", "1.0")
+            + "- name: six\n  version: 1.16.0\n  manager: pip\n  platform: linux-64\n"
+              "  url: https://files.example/six-1.16.0-py2.py3-none-any.whl\n"
+              "  hash:\n    sha256: 8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254\n")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    request = request_for(git_server, f"condalock-{RUN}", {
+        "environment.yml": "dependencies:\n  - bs-tool\n  - pip:\n    - six\n", "conda-lock.yml": lock}, scratch)
+    try:
+        events, error = await build_events(builder([channel.url], cache=tmp_path / "cache"), request)
+        assert error is None, str(error)
+        assert any("Installing conda-lock.yml exactly: 2 conda packages" in m for _, m in events)
+        out = run_in(docker_client, request.image, "cat $CONDA_PREFIX/share/bs-tool/tool.txt; "
+                                                   "python -c 'import six; print(six.__version__)'")
+        assert out.splitlines() == ["old tool", "1.16.0"]
     finally:
         remove_image(docker_client, request.image)
