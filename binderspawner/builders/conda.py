@@ -142,9 +142,13 @@ async def solve(environment, python_version, settings, emit, repo_channel_rules=
             rattler.PackageName("python"), rattler.Version(f"{python_version}.0"), rattler.BuildString("0")))
     gateway = rattler.Gateway(cache_dir=settings.cache_dir or None)
     try:
-        records = await rattler.solve([make_channel(b) for _, b in channels], list(environment.conda_specs),
-                                      gateway=gateway, platforms=list(condaspec.SUBDIRS),
-                                      virtual_packages=virtual)
+        records = await asyncio.wait_for(rattler.solve(
+            [make_channel(b) for _, b in channels], list(environment.conda_specs), gateway=gateway,
+            platforms=list(condaspec.SUBDIRS), virtual_packages=virtual), settings.download_timeout)
+    except asyncio.TimeoutError:
+        raise CondaFailed(messages.CONDA_CHANNEL_UNREACHABLE.format(
+            channel=", ".join(public_url(b) for _, b in channels), setting=CHANNELS_SETTING,
+            reason=f"no answer within {settings.download_timeout:g} s"))
     except Exception as e:  # rattler's SolverError / GatewayError (exceptions module of the extension)
         kind, text = type(e).__name__, str(e)
         if kind == "SolverError":

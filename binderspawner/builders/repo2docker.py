@@ -339,8 +339,9 @@ class Repo2DockerBuilder(Repo2DockerBase):
                 raise RepositoryRefused(str(e))
             raise BuildFailed(str(e), status=502)
         except Exception:  # a bug of ours (or rattler's): logged for the admin, never a traceback
-            self.log.exception("Preparing the conda environment of %s failed", environment.conda_file)
-            raise BuildFailed(messages.ENVIRONMENT_INTERNAL.format(repo=environment.conda_file))
+            what = environment.conda_lock or environment.conda_file or "runtime.txt"
+            self.log.exception("Preparing the conda environment (%s) failed", what)
+            raise BuildFailed(messages.ENVIRONMENT_INTERNAL.format(repo=f"the conda environment ({what})"))
         if environment.conda_pip:
             with open(os.path.join(payload, conda.PIP_FILE), "w") as f:
                 f.write("\n".join(environment.conda_pip) + "\n")
