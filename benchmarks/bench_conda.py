@@ -70,10 +70,10 @@ async def main():
     packages = dict(condachannel.PACKAGES)
     for n in ("warm", "cold"):
         packages[f"bs-nonce-{run}{n}"] = ("1.0", [], {f"share/nonce/{run}{n}": n})
-    channel = condachannel.ChannelServer(condachannel.make_channel(os.path.join(work, "channel"), packages))
-    git = GitServer(os.path.join(work, "git")).start()
-    images, rows = [], []
+    images, rows, channel, git = [], [], None, None
     try:
+        channel = condachannel.ChannelServer(condachannel.make_channel(os.path.join(work, "channel"), packages))
+        git = GitServer(os.path.join(work, "git")).start()
         config = Config()
         config.GitProvider.allowed_private_hosts = ["127.0.0.1"]
         config.Repo2DockerBuilder.conda_channels = [channel.url]
@@ -98,8 +98,10 @@ async def main():
                 client.images.remove(image, force=True)
             except docker.errors.ImageNotFound:
                 pass
-        git.stop()
-        channel.stop()
+        if git is not None:
+            git.stop()
+        if channel is not None:
+            channel.stop()
         shutil.rmtree(work, ignore_errors=True)
     base, conda = rows
     print("| repository | cold | rebuild (notebook changed) |\n|---|---|---|")
