@@ -49,6 +49,53 @@ FILE_LINK_OUTSIDE = ("{file} is a symbolic link to a file outside the repository
 FILE_TOO_LARGE = "{file} is larger than {limit} bytes. Environment files must be small."
 ENVIRONMENT_INTERNAL = ("The hub could not work out what {repo} needs: this is a fault of the hub, "
                         "not of the repository. Tell the hub admin (the hub's log has the details).")
+# conda (environment.yml, pixi.lock, conda-lock.yml; builders/condaspec.py, builders/conda.py)
+CONDA_KEY_IGNORED = ("{file}: '{key}' is ignored: the environment is installed at this hub's own "
+                     "prefix, without conda's activation variables.")
+CONDA_BAD_DEPENDENCY = ("{file}: the dependency {entry!r} cannot be read: {problem}. Write a conda "
+                        "package spec such as 'numpy>=1.26' (pip packages go in the 'pip:' list).")
+CONDA_CHANNEL_REFUSED = ("{file} asks for the channel '{channel}', which this hub does not use (it "
+                         "solves from {admin}). Remove the channel, or ask the hub admin to offer it "
+                         "(c.Repo2DockerBuilder.conda_channels) or to set "
+                         "c.Repo2DockerBuilder.conda_repository_channels = \"allow\".")
+CONDA_CHANNEL_IGNORED = ("{file} names the channel '{channel}', which is not used: this hub solves "
+                         "from {admin} (c.Repo2DockerBuilder.conda_channels).")
+CONDA_LOCK_FORMAT = ("{file} is not a conda-lock file this hub reads (version 1, with a 'package' "
+                     "list). Re-create it with a current conda-lock.")
+CONDA_LOCK_PLATFORM = ("{file} has no packages for {platform} (it locks {platforms}). Lock it for "
+                       "{platform} too (conda-lock -p {platform}, or pixi's platforms).")
+CONDA_LOCK_ENTRY = ("{file}: the entry {entry!r} has no usable URL, name or hash. Re-create the "
+                    "lock file.")
+CONDA_LOCK_MISSING = ("{lock} does not agree with {manifest}: {manifest} asks for '{package}', which "
+                      "the lock does not contain. Re-lock the environment.")
+CONDA_LOCK_DISAGREES = ("{lock} does not agree with {manifest}: {manifest} asks for '{spec}', but the "
+                        "lock has {locked}. Re-lock the environment.")
+CONDA_LOCK_PIP_MISSING = ("{lock} does not agree with {manifest}: its pip: list names '{package}', "
+                          "which the lock does not pin. Re-lock the environment.")
+CONDA_LOCK_UNCHECKED = ("{file} has no manifest beside it (pixi.toml or environment.yml), so it cannot "
+                        "be checked against one; it is installed as locked.")
+CONDA_LOCK_PYPI = ("{file} pins PyPI packages ({packages}), which this hub does not install from a "
+                   "pixi lock yet. Move them to requirements in a 'pip:' list of an unlocked "
+                   "environment.yml, or lock only conda packages.")
+CONDA_LOCK_UNREADABLE = "{file} cannot be read by py-rattler: {problem}. Re-create it with a current pixi."
+CONDA_LOCK_CHANNEL = ("{file} locks '{package}' from {url}, which is not one of this hub's channels "
+                      "({admin}). Re-lock against them, or ask the hub admin to offer that channel "
+                      "(c.Repo2DockerBuilder.conda_channels).")
+CONDA_UNSATISFIABLE = ("{file} cannot be installed from this hub's channels ({channels}): {reason}. "
+                       "Check the package names and versions.")
+CONDA_CHANNEL_UNREACHABLE = ("The conda channel {channel} (from {setting}) could not be reached: "
+                             "{reason}. If the channel is the hub's, tell the hub admin.")
+CONDA_DOWNLOAD_FAILED = ("Downloading the conda package {package} from {url} failed: {reason}. Try "
+                         "again later, or tell the hub admin.")
+CONDA_DIGEST_MISMATCH = ("The conda package {package} from {url} does not have the checksum "
+                         "{source} gives ({kind}). Nothing was installed; tell the hub admin.")
+CONDA_NOARCH_PYTHON = ("{file}: '{package}' is a Python package, which needs Python from the conda "
+                       "channel, but this hub gives conda environments the base image's Python "
+                       "(c.Repo2DockerBuilder.conda_python = \"base-image\"). Put it in the 'pip:' "
+                       "list, or ask the hub admin to set conda_python = \"channel\".")
+CONDA_PYTHON_FROM_CHANNEL = ("{file} asks for Python {version}, which no base image has: it comes "
+                             "from the conda channel (c.Repo2DockerBuilder.conda_python = "
+                             "\"channel\").")
 # -- warnings shown on the progress page; the build goes on
 IGNORED_ROOT_FILE = ("{file} is ignored: the repository has a '{binder}' directory, and repo2docker "
                      "then reads the environment files only from there.")
@@ -84,14 +131,19 @@ LOG_TAIL_HEADER = "Last lines of the build log:"
 # -- what was decided, shown before the build starts
 _KIND_SUMMARY = {"dockerfile": "the repository's Dockerfile", "python": "Python {python} ({why})",
                  "pipfile": "the Pipfile on Python {python} ({why})",
-                 "uv": "uv.lock, exactly, on Python {python} ({why})"}
+                 "uv": "uv.lock, exactly, on Python {python} ({why})",
+                 "conda": "the conda environment {file} ({python_from})"}
 
 
 def environment_summary(environment):
     """One progress line saying what the build will make of the repository, and why."""
     why = f"from {environment.python_file}" if environment.python_file else "the hub's default"
+    conda = getattr(environment, "conda_python", None)
+    python_from = (f"Python {conda!r} from the conda channel" if conda
+                   else f"the base image's Python {environment.python}, {why}")
     what = _KIND_SUMMARY.get(environment.kind, "repo2docker's own {kind} buildpack").format(
-        python=environment.python, why=why, kind=environment.kind)
+        python=environment.python, why=why, kind=environment.kind, python_from=python_from,
+        file=getattr(environment, "conda_lock", None) or getattr(environment, "conda_file", None))
     where = f", environment files from {environment.binder_dir}/" if environment.binder_dir else ""
     extra = ", then `pip install .`" if environment.install_repo else ""
     return f"Building with {what}{where}{extra}."

@@ -64,6 +64,12 @@ c.Repo2DockerBuilder.nearest_newer_python = True
 # A CA bundle builds must trust when outbound TLS goes through an intercepting proxy ('' for none).
 c.Repo2DockerBuilder.extra_ca_bundle = os.environ.get("BINDERSPAWNER_EXTRA_CA", "")  # (env)
 c.Repo2DockerBuilder.build_timeout = 1800  # seconds before a build is stopped
+# Conda environments (environment.yml, pixi.lock, conda-lock.yml) are solved and fetched on the hub
+# with py-rattler from these channels (names or URLs: a mirror for an air-gapped site), and installed
+# offline in the image. A repository's own channels: "ignore" (with a warning), "refuse" or "allow".
+c.Repo2DockerBuilder.conda_channels = os.environ.get("BINDERSPAWNER_CONDA_CHANNELS", "conda-forge").split()  # (env)
+c.Repo2DockerBuilder.conda_repository_channels = "ignore"
+c.Repo2DockerBuilder.conda_python = "base-image"  # or "channel": Python from the conda channel
 c.BinderSpawner.max_concurrent_builds = 2  # more launches of unbuilt images wait in line
 c.BinderSpawner.image_prefix = "binder-"  # or "registry.example.org:5000/binder/"
 

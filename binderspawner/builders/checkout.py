@@ -20,6 +20,9 @@ from binderspawner.providers import git
 from binderspawner.providers.git import CheckoutFailed
 
 MAX_FILE_BYTES = 1 << 20
+# Conda lock files list every package with its URL and hashes: real ones exceed 1 MiB.
+MAX_LOCK_BYTES = 32 << 20
+LOCK_FILES = ("pixi.lock", "conda-lock.yml")
 # Files repo2docker itself opens on the host besides the environment files.
 HOST_READ_FILES = (".dockerignore", ".containerignore")
 
@@ -118,6 +121,7 @@ def _read(root, rel):
     if not os.path.lexists(path):
         return None
     real = _inside(root, rel)
+    limit = MAX_LOCK_BYTES if rel.rsplit("/", 1)[-1] in LOCK_FILES else MAX_FILE_BYTES
     if not os.path.exists(real):
         return None  # a dangling link inside the checkout: absent for repo2docker too
     if not os.path.isfile(real):
@@ -125,9 +129,9 @@ def _read(root, rel):
     try:
         fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
         with os.fdopen(fd, "rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)
+            data = f.read(limit + 1)
     except OSError as e:
         raise EnvironmentRefused(messages.FILE_UNREADABLE.format(file=rel, problem=e.strerror))
-    if len(data) > MAX_FILE_BYTES:
-        raise EnvironmentRefused(messages.FILE_TOO_LARGE.format(file=rel, limit=MAX_FILE_BYTES))
+    if len(data) > limit:
+        raise EnvironmentRefused(messages.FILE_TOO_LARGE.format(file=rel, limit=limit))
     return data.decode("utf-8", "replace")

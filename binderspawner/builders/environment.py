@@ -49,14 +49,16 @@ BINDER_DIRS = ("binder", ".binder")
 # Files repo2docker looks up in the binder directory (or the root when there is none).
 ENV_FILES = ("Dockerfile", "Project.toml", "JuliaProject.toml", "REQUIRE", "default.nix", "install.R",
              "environment.yml", "environment.yaml", "Pipfile", "Pipfile.lock", "requirements.txt",
-             "requirements3.txt", "runtime.txt", "apt.txt", "postBuild", "start")
+             "requirements3.txt", "runtime.txt", "apt.txt", "postBuild", "start",
+             "pixi.lock", "pixi.toml", "conda-lock.yml")
 # Files repo2docker reads only at the root, and only without a binder directory.
 ROOT_ONLY_FILES = ("setup.py", "pyproject.toml", "DESCRIPTION")
 # Names people use for the files above; repo2docker reads none of them.
 NEAR_MISSES = {"requirement.txt": "requirements.txt", "postBuild.sh": "postBuild",
                "postbuild.sh": "postBuild", "start.sh": "start", "Aptfile": "apt.txt",
                "apt-packages.txt": "apt.txt", "environment.yml.txt": "environment.yml"}
-OTHER_KINDS = ("julia", "nix", "r", "conda")  # built only by repo2docker's own buildpacks
+OTHER_KINDS = ("julia", "nix", "r")  # built only by repo2docker's own buildpacks
+CONDA_FILES = ("environment.yml", "environment.yaml", "pixi.lock", "conda-lock.yml")
 KIND_SETTING = 'c.Repo2DockerBuilder.buildpacks = "repo2docker"'
 
 _APT_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:-]+)?$")
@@ -108,6 +110,16 @@ class Environment:
     install_repo: bool = False
     uv_lock: str = None  # the uv kind: uv.lock, installed by `uv sync --locked` (with the project)
     warnings: tuple = field(default=())
+    # conda (builders/condaspec.py): the environment file, the lock installed exactly, the match
+    # specs to solve, the repository's channels used besides the admin's, the pip: lines (and the
+    # file they come from), and the python spec solved from the channel (None: the base image's)
+    conda_file: str = None
+    conda_lock: str = None
+    conda_manifest: str = None
+    conda_specs: tuple = ()
+    conda_channels: tuple = ()
+    conda_pip: tuple = ()
+    conda_python: str = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +130,9 @@ class Policy:
     nearest_newer_python: bool = False
     buildpacks: str = "venv"  # the admin's setting: 'repo2docker' hands other kinds to repo2docker
     package_indexes: tuple = ()
+    conda_python: str = "base-image"  # or 'channel': Python from the conda channel
+    conda_channels: tuple = ("conda-forge",)
+    conda_repository_channels: str = "ignore"  # 'refuse', 'allow'
 
 
 def decide(repo, policy):
@@ -137,6 +152,12 @@ def decide(repo, policy):
     warnings += ignored_files(repo, binder, kind, has, at)
     if kind != "dockerfile" and has("apt.txt"):
         check_apt(repo.files[at("apt.txt")], at("apt.txt"))
+    if kind == "conda" and policy.buildpacks == "repo2docker" and (has("environment.yml") or has("environment.yaml")):
+        for name in ("pixi.lock", "conda-lock.yml"):  # repo2docker's conda buildpack does not read locks
+            if has(name):
+                warnings.append(messages.IGNORED_BY_KIND.format(
+                    file=at(name), reason="repo2docker's own conda buildpack solves environment.yml"))
+        return _other_kind(kind, binder, policy, repo, at, warnings, runtime[0])
     if kind in OTHER_KINDS or kind == "julia-require":
         return _other_kind(kind, binder, policy, repo, at, warnings, runtime[0])
     if kind != "dockerfile":
@@ -145,6 +166,9 @@ def decide(repo, policy):
     if kind == "dockerfile":
         env = Environment("dockerfile", "venv", binder)
         return _with(env, warnings=tuple(warnings + lock_warnings(repo, binder, env)))
+    if kind == "conda":
+        env = conda_environment(repo, binder, at, policy, warnings)
+        return _with(env, warnings=env.warnings + tuple(lock_warnings(repo, binder, env)))
 
     requirements = at("requirements.txt") if has("requirements.txt") else None
     if kind == "pipfile":
@@ -163,9 +187,15 @@ def decide(repo, policy):
             notes = notes + [messages.UV_LOCK_OWN_INDEXES.format(file=UV_LOCK)]
     else:
         install = not binder and is_python_package(repo)
-        python, python_file, notes = python_version(repo, binder, runtime, at("runtime.txt"), policy)
+        channel_python = runtime_from_channel(runtime, at("runtime.txt"), policy)
+        if channel_python:
+            python, python_file, notes = policy.default_python, None, [
+                messages.CONDA_PYTHON_FROM_CHANNEL.format(file=at("runtime.txt"), version=runtime[1])]
+        else:
+            python, python_file, notes = python_version(repo, binder, runtime, at("runtime.txt"), policy)
         env = Environment("python", "venv", binder, python, python_file, requirements=requirements,
-                          install_repo=install)
+                          install_repo=install, conda_specs=(channel_python,) if channel_python else (),
+                          conda_python=channel_python)
     for path in index_files(repo, env):
         check_indexes(repo.files.get(path, ""), path, policy.package_indexes)
     return _with(env, warnings=tuple(warnings + notes + lock_warnings(repo, binder, env)))
@@ -220,7 +250,7 @@ def detect_kind(repo, binder, runtime, has):
     if name not in (None, "python"):
         raise EnvironmentRefused(messages.RUNTIME_UNKNOWN.format(
             file=f"{binder}/runtime.txt" if binder else "runtime.txt", name=name))
-    if has("environment.yml") or has("environment.yaml"):
+    if any(has(name) for name in CONDA_FILES):
         return "conda"
     if has("Pipfile") or has("Pipfile.lock"):
         return "pipfile"
@@ -242,6 +272,8 @@ def installed_from(env):
         return env.pipfile_lock or env.pipfile
     if env.kind == "uv":
         return env.uv_lock
+    if env.kind == "conda":
+        return env.conda_lock or env.conda_file
     if env.kind == "python":
         parts = ([env.requirements] if env.requirements else []) + (
             ["the repository itself (pip install .)"] if env.install_repo else [])
@@ -332,13 +364,17 @@ def ignored_files(repo, binder, kind, has, at):
             "python": {"requirements.txt", "runtime.txt", "apt.txt", "postBuild", "start",
                        "setup.py", "pyproject.toml"},
             "pipfile": {"Pipfile", "Pipfile.lock", "runtime.txt", "apt.txt", "postBuild", "start"},
-            "uv": {"runtime.txt", "apt.txt", "postBuild", "start", "setup.py", "pyproject.toml"}}
+            "uv": {"runtime.txt", "apt.txt", "postBuild", "start", "setup.py", "pyproject.toml"},
+            "conda": {*CONDA_FILES, "pixi.toml", "apt.txt", "postBuild", "start"}}
     if kind in used:
         reason = {"dockerfile": "a Dockerfile builds this repository by itself",
                   "pipfile": "the Pipfile lists the packages",
                   "uv": "uv.lock lists the packages (add packages with `uv add`, then commit uv.lock)",
-                  "python": "repo2docker reads it only for Python 2"}[kind]
+                  "python": "repo2docker reads it only for Python 2",
+                  "conda": "the conda environment lists the packages"}[kind]
         for name in ENV_FILES:
+            if name in ("pixi.lock", "pixi.toml", "conda-lock.yml") and kind != "dockerfile":
+                continue  # read only by the conda kind; elsewhere repo2docker does not know them
             if name not in used[kind] and has(name) and (name != "install.R" or kind == "dockerfile"):
                 out.append(messages.IGNORED_BY_KIND.format(file=at(name), reason=reason))
         if not binder:
@@ -579,3 +615,87 @@ def check_indexes(text, path, allowed):
             raise EnvironmentRefused(messages.INDEX_LINE.format(
                 file=path, number=number, line=_show(line),
                 allowed=", ".join(sorted(allowed)) or "none"))
+
+
+def runtime_from_channel(runtime, path, policy):
+    """The ``python`` match spec to solve from the conda channel for a runtime.txt version no base
+    image has, when the admin says Pythons come from the channel (conda_python = 'channel'); else
+    None (the base images decide, as python_version does)."""
+    name, version, _ = runtime
+    if policy.conda_python != "channel" or name != "python" or version is None:
+        return None
+    release = _release(version, path)
+    if len(release) < 2 or f"{release[0]}.{release[1]}" in policy.python_versions:
+        return None
+    return f"python {release[0]}.{release[1]}.*"
+
+
+def conda_environment(repo, binder, at, policy, warnings):
+    """The conda kind: environment.yml read (channels and specs checked), its Python decided by
+    conda_python, or a lock (pixi.lock before conda-lock.yml) that the build installs exactly."""
+    from binderspawner.builders import condaspec
+
+    env_path = next((at(n) for n in ("environment.yml", "environment.yaml") if repo.has(at(n))), None)
+    lock = next((at(n) for n in ("pixi.lock", "conda-lock.yml") if repo.has(at(n))), None)
+    if lock and lock.endswith("pixi.lock") and repo.has(at("conda-lock.yml")):
+        warnings.append(messages.IGNORED_BY_KIND.format(file=at("conda-lock.yml"),
+                                                        reason=f"{lock} is installed"))
+    if env_path and repo.has(at("environment.yml")) and repo.has(at("environment.yaml")):
+        warnings.append(messages.IGNORED_BY_KIND.format(file=at("environment.yaml"),
+                                                        reason=f"{env_path} is used"))
+    try:
+        conda = condaspec.read_environment_file(repo.files[env_path], env_path) if env_path else None
+        extra, notes = (condaspec.channel_decision(conda, policy.conda_channels,
+                                                   policy.conda_repository_channels)
+                        if conda else ((), ()))
+        warnings += [*(conda.warnings if conda else ()), *notes]
+        for line in conda.pip if conda else ():
+            check_indexes(line, env_path, policy.package_indexes)
+        manifest = env_path
+        if lock and lock.endswith("pixi.lock") and repo.has(at("pixi.toml")):
+            manifest = at("pixi.toml")
+        if lock and lock.endswith("conda-lock.yml"):
+            locked, pip = condaspec.read_conda_lock(repo.files[lock], lock)
+            if not conda:
+                warnings.append(messages.CONDA_LOCK_UNCHECKED.format(file=lock))
+            problem = conda and condaspec.lock_disagreement(conda.specs, locked, lock, env_path)
+            pinned = {line.split("==", 1)[0].lower() for line in pip}
+            for line in conda.pip if conda else ():
+                name = re.match(r"[A-Za-z0-9._-]*", line).group().lower()
+                if not problem and name and name not in pinned:
+                    problem = messages.CONDA_LOCK_PIP_MISSING.format(lock=lock, manifest=env_path, package=name)
+            if problem:
+                raise EnvironmentRefused(problem)
+            return Environment("conda", "venv", binder, policy.default_python, None, conda_file=env_path,
+                               conda_lock=lock, conda_manifest=manifest, conda_channels=extra,
+                               conda_pip=pip, warnings=tuple(warnings))
+        if lock:  # pixi.lock: read and compared with these specs by builders/conda.py
+            specs = (condaspec.read_pixi_manifest(repo.files[manifest], manifest)
+                     if manifest and manifest.endswith("pixi.toml") else conda.specs if conda else ())
+            if not manifest:
+                warnings.append(messages.CONDA_LOCK_UNCHECKED.format(file=lock))
+            if conda and conda.pip:
+                raise EnvironmentRefused(messages.CONDA_LOCK_PIP_MISSING.format(
+                    lock=lock, manifest=env_path, package=conda.pip[0]))
+            return Environment("conda", "venv", binder, policy.default_python, None, conda_file=env_path,
+                               conda_lock=lock, conda_manifest=manifest, conda_specs=specs,
+                               conda_channels=extra, warnings=tuple(warnings))
+    except condaspec.CondaRefused as e:
+        raise EnvironmentRefused(str(e))
+    python, python_file, conda_python, specs = policy.default_python, None, None, ()
+    if conda:
+        spec = conda.python_spec()
+        if spec and policy.conda_python == "channel":
+            conda_python = spec
+        elif spec:
+            fitting = [v for v in _sorted(policy.python_versions) if condaspec.python_matches(spec, v)]
+            if fitting:
+                python, python_file = fitting[-1], env_path
+            else:
+                python, python_file, notes = choose_available(
+                    condaspec.wanted_python(spec) or policy.default_python, env_path, policy, None)
+                warnings += notes
+        specs = condaspec.solve_specs(conda, drop_python=conda_python is None)
+    return Environment("conda", "venv", binder, python, python_file, conda_file=env_path,
+                       conda_specs=specs, conda_channels=extra, conda_pip=conda.pip if conda else (),
+                       conda_python=conda_python, warnings=tuple(warnings))

@@ -11,14 +11,16 @@ import sys
 import tempfile
 
 import docker
-from traitlets import Bool, Dict, Float, List, TraitError, Unicode, default, validate
+from traitlets import Bool, CaselessStrEnum, Dict, Float, List, TraitError, Unicode, default, validate
 
 from binderspawner import messages
 from binderspawner.builders import checkout as checkouts
+from binderspawner.builders import conda
 from binderspawner.builders.environment import EnvironmentRefused, Policy, decide
 from binderspawner.dockerhost import fence
 from binderspawner.errors import BuildFailed, RepositoryRefused
 from binderspawner.services.cleanup import ENV_BUILD_RECORD, write_build_record
+from binderspawner.providers.base import RepoProvider
 from binderspawner.providers.git import GitProvider, git_environment
 from binderspawner.builders.registry import RegistryClient, parse_image
 from binderspawner.builders.base import (  # noqa: F401 - log helpers: their old home
@@ -80,6 +82,49 @@ class Repo2DockerBuilder(Repo2DockerBase):
         requirements files may name in --index-url, -i or --extra-index-url lines. A line naming
         any other index is refused before building, naming the line. Passed to the buildpack as
         the indexes to install from; empty: the base image's configured index.""",
+    ).tag(config=True)
+
+    conda_channels = List(
+        Unicode(),
+        ["conda-forge"],
+        help="""Conda channels the hub solves environment.yml from, in priority order: names
+        (resolved with conda_channel_alias) or URLs, e.g. ['http://mirror.example.org/conda-forge']
+        for an air-gapped site (several are allowed). The hub fetches repodata and packages itself
+        (checked by sha256) and the image installs them offline, so build containers need no
+        access to the channels and credentials in a URL stay on the hub.""",
+    ).tag(config=True)
+
+    conda_channel_alias = Unicode(
+        "",
+        help="""Base URL channel names are resolved against (conda's channel_alias), e.g.
+        'http://mirror.example.org/' makes 'conda-forge' mean 'http://mirror.example.org/conda-forge'.
+        Empty: py-rattler's default (the public anaconda.org channels).""",
+    ).tag(config=True)
+
+    conda_repository_channels = CaselessStrEnum(
+        ["ignore", "refuse", "allow"],
+        "ignore",
+        help="""What to do with channels an environment.yml names that are not in conda_channels
+        ('defaults' and 'nodefaults' are always left out): 'ignore' solves from conda_channels
+        with a warning naming the channel; 'refuse' stops the launch naming the file and channel;
+        'allow' solves from them too (their hosts must pass the hub's address rules,
+        RepoProvider.allowed_private_hosts).""",
+    ).tag(config=True)
+
+    conda_python = CaselessStrEnum(
+        ["base-image", "channel"],
+        "base-image",
+        help="""Where a conda environment's Python comes from. 'base-image': a python pin in
+        environment.yml picks a base image (python_base_images, as runtime.txt does) and python is
+        left out of the solve; conda packages that are Python packages (noarch: python) are then
+        refused. 'channel': python is solved from the conda channel as repo2docker does, and a
+        runtime.txt version no base image has (3.10, 3.12) comes from the channel too.""",
+    ).tag(config=True)
+
+    conda_cache_dir = Unicode(
+        "",
+        help="""Directory where py-rattler caches channel repodata on the hub; empty: its default
+        (~/.cache/rattler of the hub's user).""",
     ).tag(config=True)
 
     checkout_timeout = Float(
@@ -145,12 +190,23 @@ class Repo2DockerBuilder(Repo2DockerBase):
     def policy(self):
         """What this hub offers a repository (environment.Policy)."""
         return Policy(tuple(self.python_base_images), self.default_python, self.nearest_newer_python,
-                      self.buildpacks, tuple(self.package_indexes))
+                      self.buildpacks, tuple(self.package_indexes), self.conda_python,
+                      tuple(self.conda_channels), self.conda_repository_channels)
 
-    def environment_settings(self, environment):
+    def conda_settings(self):
+        """The conda settings builders/conda.py works with."""
+        return conda.CondaSettings(tuple(self.conda_channels), self.conda_channel_alias,
+                                   tuple(RepoProvider(config=self.config).allowed_private_hosts),
+                                   self.conda_cache_dir)
+
+    def environment_settings(self, environment, conda_payload=None):
         """The settings' 'environment' entry for one decided build (pure); paths are relative to
-        the checkout root."""
+        the checkout root (``conda_payload``: the hub's directory of fetched conda packages)."""
+        conda_entries = {} if conda_payload is None else {
+            "conda_payload": conda_payload, "conda_python": environment.conda_python,
+            "conda_pip": list(environment.conda_pip)}
         return {
+            **conda_entries,
             "python": environment.python,
             "base_image": (self.python_base_images.get(environment.python, "") if environment.python
                            else ""),
@@ -222,18 +278,18 @@ class Repo2DockerBuilder(Repo2DockerBase):
             raise BuildFailed(f"Built {image}, but pushing it to {name.registry} failed: "
                               f"{errors[-1]}.{hint}")
 
-    def r2d_settings(self, request=None, environment=None):
+    def r2d_settings(self, request=None, environment=None, conda_payload=None):
         """The base's settings; for a decided ``environment`` (the hub's checked clone), its
         buildpacks, base image and files, and repo2docker reads the local copy."""
         if environment is None:
             return super().r2d_settings(request)
-        env_settings = self.environment_settings(environment)
+        env_settings = self.environment_settings(environment, conda_payload)
         return super().r2d_settings(request, {
             "buildpacks": environment.buildpacks, "content_providers": ["Local"],
             "base_image": self._base_image_for(environment, env_settings), "environment": env_settings})
 
-    def environment(self, request, environment=None, home=None):
-        settings = self.r2d_settings(request, environment)
+    def environment(self, request, environment=None, home=None, conda_payload=None):
+        settings = self.r2d_settings(request, environment, conda_payload)
         # The clone (and its submodules) may use only the transports users may launch from.
         env = git_environment(GitProvider(config=self.config).allowed_schemes)
         if home:  # repo2docker, git and docker run as root: nothing of theirs may come from /tmp
@@ -257,18 +313,41 @@ class Repo2DockerBuilder(Repo2DockerBase):
                       request.resolved.version)
         emit("fetching", f"Building {source.display_name} at {request.resolved.version[:12]} "
                          f"into {request.image}")
-        checkout = environment = None
+        checkout = environment = payload = None
         if source.content_provider == "Git":
             checkout = checkouts.make_checkout_dir(request.env.get("TMPDIR"))
         try:
             if checkout is not None:
                 environment = await self.prepare(request, checkout, emit)
-            await self._run_repo2docker(request, emit, checkout, environment)
+            if environment is not None and environment.buildpacks == "venv" and (
+                    environment.kind == "conda" or environment.conda_specs):
+                payload = conda.PAYLOAD_DIR  # inside the checkout (buildpacks/conda.py copies it early)
+                await self.fetch_conda(environment, checkout, conda.payload_directory(checkout), emit)
+            await self._run_repo2docker(request, emit, checkout, environment, payload)
         finally:
             if checkout is not None:
                 checkouts.remove_checkout(checkout)
 
-    async def _run_repo2docker(self, request, emit, checkout, environment):
+    async def fetch_conda(self, environment, checkout, payload, emit):
+        """Solve (or read the lock) and fetch the conda packages into ``payload`` on the hub
+        (builders/conda.py); the pip: list goes beside them. Raises RepositoryRefused or BuildFailed."""
+        settings = self.conda_settings()
+        try:
+            await conda.prepare(environment, checkout, payload, settings, emit,
+                                repo_channel_rules=settings.allowed_private_hosts)
+        except conda.CondaFailed as e:
+            if e.refused:
+                raise RepositoryRefused(str(e))
+            raise BuildFailed(str(e), status=502)
+        except Exception:  # a bug of ours (or rattler's): logged for the admin, never a traceback
+            what = environment.conda_lock or environment.conda_file or "runtime.txt"
+            self.log.exception("Preparing the conda environment (%s) failed", what)
+            raise BuildFailed(messages.ENVIRONMENT_INTERNAL.format(repo=f"the conda environment ({what})"))
+        if environment.conda_pip:
+            with open(os.path.join(payload, conda.PIP_FILE), "w") as f:
+                f.write("\n".join(environment.conda_pip) + "\n")
+
+    async def _run_repo2docker(self, request, emit, checkout, environment, conda_payload=None):
         source = request.resolved.source
         await fence.ensure_build_egress(self)  # fails closed: no build without its rules
         home = tempfile.mkdtemp(prefix="home-", dir=request.env.get("TMPDIR"))  # root's, mode 0700
@@ -277,7 +356,7 @@ class Repo2DockerBuilder(Repo2DockerBase):
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
-            env=self.environment(request, environment, home),
+            env=self.environment(request, environment, home, conda_payload),
             start_new_session=True,
             limit=1 << 20,
         )

@@ -29,7 +29,11 @@ base_image = (environment or {}).get("base_image") or settings.get("base_image")
 if base_image:
     c.Repo2Docker.base_image = base_image
 if settings["buildpacks"] == "venv":
-    venv = make_venv_buildpack(settings["server_requirements"], settings["extra_ca_bundle"], environment)
+    if (environment or {}).get("conda_payload"):  # a conda environment the hub fetched (builders/conda.py)
+        from binderspawner.builders.buildpacks.conda import make_conda_buildpack as make_buildpack
+    else:
+        make_buildpack = make_venv_buildpack
+    venv = make_buildpack(settings["server_requirements"], settings["extra_ca_bundle"], environment)
     fenced = fenced_dockerfile_buildpack(DockerBuildPack, settings)
     c.Repo2Docker.buildpacks = [LegacyBinderDockerBuildPack, fenced, venv]
     c.Repo2Docker.default_buildpack = venv

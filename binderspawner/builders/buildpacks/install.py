@@ -115,8 +115,23 @@ def static_dependencies(pyproject):
     return list(project.get("dependencies", []))
 
 
+def target_python(kind):
+    """The Python the repository's packages go into: the server's venv, or the conda environment's
+    Python that BINDERSPAWNER_TARGET_PYTHON names (buildpacks/conda.py) where it exists."""
+    target = os.environ.get("BINDERSPAWNER_TARGET_PYTHON", "")
+    if kind == "server" or not target or target == f"{VENV}/bin/python":
+        return f"{VENV}/bin/python"
+    if not os.path.exists(target):
+        print(f"Note: {target} does not exist; installing into {VENV}/bin/python instead.")
+        return f"{VENV}/bin/python"
+    return target
+
+
+_TARGET = [f"{VENV}/bin/python"]  # set by main() from target_python()
+
+
 def uv_install(args, what, index_urls, no_deps=False, check=True):
-    command = ["uv", "pip", "install", "--no-cache", "--python", f"{VENV}/bin/python"]
+    command = ["uv", "pip", "install", "--no-cache", "--python", _TARGET[0]]
     if index_urls:
         command += ["--index-url", index_urls[0], "--index-strategy", "unsafe-best-match"]
         for url in index_urls[1:]:
@@ -168,6 +183,7 @@ def main(argv):
         index_urls.append(argv[1])
         argv = argv[2:]
     kind, rest = argv[0], argv[1:]
+    _TARGET[0] = target_python(kind)
     if kind == "server":
         uv_install(rest, "the single-user server (" + " ".join(rest) + ")", index_urls)
     elif kind == "requirements":

@@ -149,8 +149,6 @@ def test_names_repo2docker_does_not_read_are_warned_about(name, right):
     ({"Project.toml": ""}, "Project.toml", "julia"),
     ({"binder/JuliaProject.toml": ""}, "binder/JuliaProject.toml", "julia"),
     ({"default.nix": ""}, "default.nix", "nix"),
-    ({"environment.yml": "", "requirements.txt": ""}, "environment.yml", "conda"),
-    ({".binder/environment.yaml": ""}, ".binder/environment.yaml", "conda"),
 ])
 def test_other_languages_are_refused_naming_the_file_and_the_setting(files, named, kind):
     message = refused(files)

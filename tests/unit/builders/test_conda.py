@@ -1,0 +1,226 @@
+"""The conda decisions, pure: environment.yml read as conda reads it, channels under the admin's
+rules, where Python comes from, locks compared with their manifests (builders/condaspec.py,
+environment.py's conda kind) and the hub side's message helpers (builders/conda.py)."""
+
+import hashlib
+
+import pytest
+
+from binderspawner.builders import conda, condaspec
+from binderspawner.builders.environment import EnvironmentRefused, Policy, RepoFiles, decide
+
+VERSIONS = ("3.11", "3.13", "3.14")
+HUB = Policy(VERSIONS)
+CHANNEL = Policy(VERSIONS, conda_python="channel")
+
+
+def decided(files, policy=HUB):
+    return decide(RepoFiles(files), policy)
+
+
+def refused(files, policy=HUB):
+    with pytest.raises(EnvironmentRefused) as info:
+        decide(RepoFiles(files), policy)
+    return str(info.value)
+
+
+ENV = "channels:\n  - conda-forge\ndependencies:\n  - numpy >=1.26\n  - python=3.13\n  - pip:\n    - six\n"
+
+
+def test_environment_yml_is_built_by_the_hub_with_the_base_images_python():
+    env = decided({"environment.yml": ENV, "requirements.txt": "x\n"})
+    assert (env.kind, env.buildpacks, env.python, env.python_file) == ("conda", "venv", "3.13", "environment.yml")
+    assert env.conda_specs == ("numpy >=1.26",) and env.conda_python is None
+    assert env.conda_pip == ("six",)
+    assert "requirements.txt is ignored: the conda environment lists the packages." in env.warnings
+
+
+def test_python_from_the_channel_keeps_python_in_the_solve():
+    env = decided({"environment.yml": ENV}, CHANNEL)
+    assert env.python == "3.11" and env.conda_python == "python=3.13"
+    assert env.conda_specs == ("numpy >=1.26", "python=3.13")
+
+
+@pytest.mark.parametrize("spec, python", [("python=3.14", "3.14"), ("python>=3.12", "3.14"),
+                                          ("python 3.11.*", "3.11"), ("python", "3.14")])
+def test_a_python_pin_picks_a_base_image(spec, python):
+    assert decided({"environment.yml": f"dependencies:\n  - {spec}\n"}).python == python
+
+
+def test_a_python_no_base_image_has_is_refused_or_built_newer_as_runtime_txt():
+    assert refused({"environment.yml": "dependencies: [python=3.10]\n"}).startswith(
+        "environment.yml asks for Python 3.10")
+    env = decided({"environment.yml": "dependencies: [python=3.10]\n"}, Policy(VERSIONS, nearest_newer_python=True))
+    assert env.python == "3.11" and any("nearest newer" in w for w in env.warnings)
+
+
+def test_runtime_txt_versions_without_a_base_image_come_from_the_channel_when_set():
+    env = decided({"runtime.txt": "python-3.12\n", "requirements.txt": "six\n"}, CHANNEL)
+    assert (env.kind, env.python, env.conda_python, env.conda_specs) == (
+        "python", "3.11", "python 3.12.*", ("python 3.12.*",))
+    assert decided({"runtime.txt": "python-3.13\n"}, CHANNEL).conda_python is None  # a base image has it
+    assert refused({"runtime.txt": "python-3.12\n"}).startswith("runtime.txt asks for Python 3.12")
+
+
+@pytest.mark.parametrize("mode", ["ignore", "refuse", "allow"])
+def test_repository_channels_follow_the_admins_setting(mode):
+    files = {"environment.yml": "channels: [bioconda, conda-forge, defaults]\ndependencies: [samtools]\n"}
+    policy = Policy(VERSIONS, conda_repository_channels=mode)
+    if mode == "refuse":
+        message = refused(files, policy)
+        assert message.startswith("environment.yml asks for the channel 'bioconda'")
+        assert "conda_repository_channels" in message
+        return
+    env = decided(files, policy)
+    assert env.conda_channels == (("bioconda",) if mode == "allow" else ())
+    named = [w for w in env.warnings if "'bioconda'" in w]
+    assert len(named) == (1 if mode == "ignore" else 0)
+    assert not any("'defaults'" in w or "'conda-forge'" in w for w in env.warnings)
+
+
+def test_a_channel_prefix_in_a_spec_is_a_channel_too():
+    env = decided({"environment.yml": "dependencies: ['bioconda::samtools']\n"})
+    assert env.conda_specs == ("samtools",) and any("'bioconda'" in w for w in env.warnings)
+
+
+@pytest.mark.parametrize("text, named", [
+    ("dependencies: [numpy, {x: 1}]\n", "environment.yml: the dependency"),
+    ("dependencies:\n  - 'numpy ;; >'\n", "environment.yml: the dependency 'numpy ;; >'"),
+    ("- a\n- b\n", "environment.yml cannot be read: it is not a YAML mapping"),
+    ("dependencies: [a\n", "environment.yml cannot be read"),
+    ("dependencies:\n  - pip:\n    - '--index-url http://evil.example/simple six'\n", "environment.yml line 1"),
+])
+def test_unreadable_environment_files_are_refused_naming_the_entry(text, named):
+    assert refused({"environment.yml": text}).startswith(named)
+
+
+def test_prefix_and_variables_are_named_as_ignored():
+    env = decided({"environment.yml": "prefix: /opt/x\nvariables: {A: 1}\ndependencies: [numpy]\n"})
+    assert [w for w in env.warnings if "'prefix'" in w or "'variables'" in w]
+
+
+CONDA_LOCK = """version: 1
+metadata:
+  platforms: [linux-64]
+  sources: [environment.yml]
+package:
+- name: numpy
+  version: 1.26.4
+  manager: conda
+  platform: linux-64
+  url: https://mirror.example/conda-forge/linux-64/numpy-1.26.4-py311h_0.conda
+  hash: {md5: aa, sha256: bb}
+- name: six
+  version: 1.16.0
+  manager: pip
+  platform: linux-64
+  url: https://files.example/six-1.16.0-py2.py3-none-any.whl
+  hash: {sha256: cc}
+- name: numpy
+  version: 1.26.4
+  manager: conda
+  platform: osx-arm64
+  url: https://mirror.example/conda-forge/osx-arm64/numpy-1.26.4-py311h_0.conda
+  hash: {md5: dd}
+"""
+
+
+def test_conda_lock_is_read_for_linux_64_with_its_pip_pins():
+    env = decided({"environment.yml": "dependencies: [numpy >=1.26, pip: [six]]\n", "conda-lock.yml": CONDA_LOCK})
+    assert (env.kind, env.conda_lock, env.conda_manifest) == ("conda", "conda-lock.yml", "environment.yml")
+    assert env.conda_pip == ("six==1.16.0 --hash=sha256:cc",)
+    packages, _ = condaspec.read_conda_lock(CONDA_LOCK, "conda-lock.yml")
+    assert [(p.name, p.version, p.build, p.sha256) for p in packages] == [("numpy", "1.26.4", "py311h_0", "bb")]
+
+
+@pytest.mark.parametrize("environment, first", [
+    ("dependencies: [numpy >=2]\n", "conda-lock.yml does not agree with environment.yml: environment.yml asks "
+                                    "for 'numpy >=2', but the lock has numpy 1.26.4"),
+    ("dependencies: [scipy]\n", "conda-lock.yml does not agree with environment.yml: environment.yml asks "
+                                "for 'scipy'"),
+    ("dependencies: [numpy, pip: [requests]]\n", "conda-lock.yml does not agree with environment.yml: its pip: "
+                                                 "list names 'requests'"),
+])
+def test_a_lock_that_disagrees_with_its_manifest_is_refused(environment, first):
+    assert refused({"environment.yml": environment, "conda-lock.yml": CONDA_LOCK}).startswith(first)
+
+
+def test_conda_lock_without_linux_64_or_in_another_format_is_refused():
+    assert refused({"conda-lock.yml": CONDA_LOCK.replace("[linux-64]", "[osx-arm64]")}).startswith(
+        "conda-lock.yml has no packages for linux-64 (it locks osx-arm64)")
+    assert refused({"conda-lock.yml": "version: 2\n"}).startswith("conda-lock.yml is not a conda-lock file")
+
+
+def test_pixi_lock_keeps_the_manifest_specs_for_the_hub_to_compare():
+    env = decided({"pixi.lock": "version: 6\n", "pixi.toml": '[dependencies]\nnumpy = ">=1.26"\nsix = "*"\n'})
+    assert (env.conda_lock, env.conda_manifest, env.conda_specs) == (
+        "pixi.lock", "pixi.toml", ("numpy >=1.26", "six"))
+    both = decided({"pixi.lock": "", "conda-lock.yml": CONDA_LOCK})
+    assert both.conda_lock == "pixi.lock" and any(w.startswith("conda-lock.yml is ignored") for w in both.warnings)
+
+
+def test_conda_files_go_to_repo2dockers_buildpacks_when_the_admin_says_so():
+    assert decided({"environment.yml": ENV}, Policy(VERSIONS, buildpacks="repo2docker")).buildpacks == "repo2docker"
+
+
+# hub side helpers ---------------------------------------------------------------------------------
+
+def test_the_unreachable_channel_is_found_in_rattlers_error():
+    channels = conda.channel_urls(["http://127.0.0.1:9/a", "http://127.0.0.1:9/b/"])
+    text = "error sending request for url (http://127.0.0.1:9/b/linux-64/repodata_shards.msgpack.zst)"
+    assert conda.unreachable_channel(text, channels) == ("http://127.0.0.1:9/b/", "http://127.0.0.1:9/b/")
+    assert conda.unreachable_channel("nothing", channels) is None
+
+
+def test_messages_show_no_credentials_and_solver_text_is_trimmed():
+    assert conda.public_url("https://user:secret@mirror.example:8443/c/") == "https://mirror.example:8443/c/"
+    assert conda.solver_reason("Cannot solve the request because of: No candidates were found for x *.\n\n") == (
+        "No candidates were found for x *.")
+
+
+def test_digests_are_checked_sha256_first():
+    data = b"package"
+    assert conda.check_digest(data, sha256=hashlib.sha256(data).hexdigest()) == ""
+    assert conda.check_digest(data, sha256="00", md5=hashlib.md5(data).hexdigest()) == "sha256"
+    assert conda.check_digest(data, md5=hashlib.md5(data).hexdigest()) == ""
+    assert conda.check_digest(data) == "no checksum"
+
+
+async def test_a_repository_channel_on_a_private_address_is_refused_before_any_request():
+    env = decided({"environment.yml": "channels: ['http://10.1.2.3/internal']\ndependencies: [x]\n"},
+                  Policy(VERSIONS, conda_repository_channels="allow"))
+    assert env.conda_channels == ("http://10.1.2.3/internal",)
+    with pytest.raises(conda.CondaFailed) as info:
+        await conda.solve(env, "3.11", conda.CondaSettings(), lambda *a: None)
+    assert info.value.refused
+    assert str(info.value).startswith("environment.yml: the channel 'http://10.1.2.3/internal': The host "
+                                      "'10.1.2.3' resolves to 10.1.2.3, a private address")
+
+
+def test_a_lock_naming_a_package_outside_the_hubs_channels_is_refused(tmp_path):
+    (tmp_path / "conda-lock.yml").write_text(CONDA_LOCK)
+    env = decided({"conda-lock.yml": CONDA_LOCK})
+    settings = conda.CondaSettings(channels=("http://127.0.0.1:9/conda-forge",))
+    with pytest.raises(conda.CondaFailed) as info:
+        conda.locked_packages(env, str(tmp_path), settings, [])
+    assert str(info.value).startswith("conda-lock.yml locks 'numpy' from https://mirror.example/conda-forge/")
+    settings = conda.CondaSettings(channels=("https://user:pw@mirror.example/conda-forge",))
+    assert [p.name for p in conda.locked_packages(env, str(tmp_path), settings, [])] == ["numpy"]
+
+
+def test_a_mirrors_credentials_go_with_its_packages_only():
+    channels = conda.channel_urls(["https://u%40x:p@mirror.example/c"])
+    assert conda.channel_credentials("https://mirror.example/c/noarch/a-1-0.conda", channels) == ("u@x", "p")
+    assert conda.channel_credentials("https://other.example/c/noarch/a-1-0.conda", channels) == (None, None)
+
+
+def test_rattlers_errors_lose_the_credentials_of_urls():
+    text = "error sending request for url (https://u:secret@mirror.example/c/noarch/repodata.json)"
+    assert "secret" not in conda.solver_reason(text) and "https://mirror.example/c/" in conda.solver_reason(text)
+
+
+def test_with_repo2dockers_buildpacks_a_lock_beside_environment_yml_is_named_as_ignored():
+    r2d = Policy(VERSIONS, buildpacks="repo2docker")
+    env = decided({"environment.yml": ENV, "pixi.lock": ""}, r2d)
+    assert env.buildpacks == "repo2docker" and any(w.startswith("pixi.lock is ignored") for w in env.warnings)
+    assert decided({"pixi.lock": ""}, r2d).buildpacks == "venv"  # only the hub reads a lock alone
