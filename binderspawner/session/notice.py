@@ -137,16 +137,31 @@ if CheckForUpdateABC is not None:
 
 def install(prefix=sys.prefix):
     """Put this module and its settings into the Python environment at ``prefix`` (the one running
-    this): the module in its site-packages, the LabApp setting in its jupyter_server config, and
+    this): the module in its site-packages, the LabApp setting in the environment's
+    jupyter_lab_config.json (LabApp reads no .d directory; settings already there are kept), and
     the answer to JupyterLab's news question in its settings overrides."""
     purelib = sysconfig.get_path("purelib")
     shutil.copyfile(os.path.abspath(__file__), os.path.join(purelib, f"{MODULE}.py"))
-    for folder, content in ((os.path.join(prefix, "etc", "jupyter", "jupyter_server_config.d"), SERVER_CONFIG),
-                            (os.path.join(prefix, "share", "jupyter", "lab", "settings", "overrides.d"),
-                             LAB_OVERRIDES)):
-        os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, CONFIG_NAME), "w") as f:
-            json.dump(content, f, indent=1)
+    _merge_json(os.path.join(prefix, "etc", "jupyter", "jupyter_lab_config.json"), SERVER_CONFIG)
+    _merge_json(os.path.join(prefix, "share", "jupyter", "lab", "settings", "overrides.d", CONFIG_NAME),
+                LAB_OVERRIDES)
+
+
+def _merge_json(path, content):
+    """Write ``content``'s sections into the JSON object at ``path``, keeping its other keys."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    try:
+        with open(path) as f:
+            existing = json.load(f)
+    except (OSError, ValueError):
+        existing = {}
+    if not isinstance(existing, dict):
+        existing = {}
+    for section, values in content.items():
+        merged = existing.get(section) if isinstance(existing.get(section), dict) else {}
+        existing[section] = {**merged, **values}
+    with open(path, "w") as f:
+        json.dump(existing, f, indent=1)
 
 
 if __name__ == "__main__":

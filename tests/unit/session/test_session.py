@@ -62,8 +62,12 @@ def test_install_puts_module_and_settings_into_the_running_environment(tmp_path)
     purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                              check=True, capture_output=True, text=True).stdout.strip()
     assert open(os.path.join(purelib, "binderspawner_session.py")).read() == open(notice.__file__).read()
-    server = json.loads((venv / "etc/jupyter/jupyter_server_config.d/binderspawner-session.json").read_text())
-    assert server == {"LabApp": {"check_for_updates_class": "binderspawner_session.CullNotice"}}
+    config = venv / "etc/jupyter/jupyter_lab_config.json"
+    assert json.loads(config.read_text()) == {"LabApp": {"check_for_updates_class": "binderspawner_session.CullNotice"}}
+    config.write_text('{"LabApp": {"news_url": null}, "ServerApp": {"x": 1}}')  # settings already there stay
+    subprocess.run([python, notice.__file__, "install"], check=True)
+    assert json.loads(config.read_text()) == {"ServerApp": {"x": 1}, "LabApp": {
+        "news_url": None, "check_for_updates_class": "binderspawner_session.CullNotice"}}
     lab = json.loads((venv / "share/jupyter/lab/settings/overrides.d/binderspawner-session.json").read_text())
     assert lab["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
     assert subprocess.run([python, notice.__file__], capture_output=True).returncode != 0
