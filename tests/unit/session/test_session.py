@@ -94,7 +94,8 @@ def test_stop_rules_follow_the_culler_and_the_server_s_own_exit():
     assert culling.culler_configured(c, "binder-idle-culler")
     times = c.JupyterHub.template_vars.get_value({})["binder_stop_times"]
     of_server = times(None)
-    running = SimpleNamespace(ready=True, shutdown_no_activity_timeout=900, orm_spawner=SimpleNamespace(started=STARTED))
+    running = SimpleNamespace(ready=True, shutdown_no_activity_timeout=900,
+                              orm_spawner=SimpleNamespace(started=STARTED))
     shown = of_server(running, now=NOW)
     assert shown["idle"] == "10 minutes" and shown["idle_at_text"] == "12:10 UTC"
     assert shown["ends_at"] == "2026-03-01T17:30:00+00:00" and shown["max_age"] == "6 hours"
@@ -170,3 +171,23 @@ def test_a_single_use_code_works_once_and_leaves_its_share(db):
     orm.ShareCode.find(db, plain).exchange(other)
     orm.ShareCode.find(db, plain).exchange(third)
     assert orm.ShareCode.find(db, plain).exchange_count == 2
+
+
+def test_the_session_links_to_its_share_page_only_where_the_hub_serves_it():
+    from binderspawner.web.handlers import binder_handlers
+
+    def spawner(config):
+        return SimpleNamespace(config=config, hub=SimpleNamespace(base_url="/hub/"),
+                               user=SimpleNamespace(name="ann"), name="my server")
+    assert sharepage.session_link(spawner(Config())) is None
+    c = Config()
+    c.JupyterHub.extra_handlers = binder_handlers()
+    assert sharepage.session_link(spawner(c)) == ("Share this session", "/hub/binder/share/ann/my%20server")
+
+
+def test_the_page_reads_other_parts_settings_without_importing_them():
+    c = Config()
+    assert not sharepage._setting(c, "PersistentHome", "enabled")
+    c.PersistentHome.enabled = True
+    assert sharepage._setting(c, "PersistentHome", "enabled")
+    assert not sharepage._setting(None, "PushBack", "enabled")
