@@ -130,16 +130,21 @@ def test_the_session_itself_says_when_it_is_stopped_and_downloads_notebooks(shub
     context, page = member(browser, shub, "alice")
     try:
         page.goto(f"{base(shub)}/user/alice/{SERVER}/lab/tree/index.ipynb")
-        notice = page.get_by_text(re.compile(r"This session is stopped after 1 hour without activity"))
-        notice.first.wait_for(timeout=120_000)
-        text = notice.first.inner_text()
+        button = page.locator(".jp-NotebookPanel-toolbar [title='Download visible']")
+        button.first.wait_for(timeout=120_000)
+        # JupyterLab's notification: a toast for 5 s, then in its notification list (the status bar's bell)
+        pattern = re.compile(r"This session is stopped after 1 hour without activity")
+        listed = page.locator(".jp-Notification-List-Item").filter(has_text=pattern)
+        page.wait_for_function("document.querySelector('.jp-Notification-Status-Text') && "
+                               "document.querySelector('.jp-Notification-Status-Text').textContent.trim() !== '0'",
+                               timeout=60_000)
+        page.click(".jp-Notification-Status")
+        listed.first.wait_for(timeout=30_000)
+        text = listed.first.inner_text()
         assert f"at the latest at {hhmm(started + timedelta(seconds=MAX_AGE))} UTC" in text, text
-        share = page.get_by_role("button", name="Share this session")
-        assert share.count() >= 1
+        assert listed.first.get_by_role("button", name="Share this session").count() == 1
         shot(page, "2-lab-notice")
         # jupyter-offlinenotebook's toolbar button downloads what the browser shows
-        button = page.locator(".jp-NotebookPanel-toolbar [title='Download visible']")
-        button.first.wait_for(timeout=60_000)
         with page.expect_download() as download:
             button.first.click()
         saved = download.value
