@@ -270,3 +270,17 @@ def lfs_not_fetched(repository, reason):
         f"The Git LFS files of {repository} could not be downloaded, so they hold LFS pointer text "
         "instead of their content: check that the LFS server is reachable and the files were pushed "
         "to it (git lfs push --all).", reason)
+
+
+# session: the share page (web/sharepage.py)
+SHARE_NO_SERVER = "No server {server} whose sharing you may see. Only its owner and hub admins can."
+SHARE_NOT_ALLOWED = ("This hub does not let you share servers: you need JupyterHub's 'shares' permission on "
+                     "it. Ask the hub admin (config/private_lab_config.py gives members 'shares!user').")
+SHARE_UNKNOWN_ACTION = "The form asked for '{action}', which this page does not do. Reload the page and try again."
+SHARE_BAD_NAME = "Give a {field} name (no '/' or control characters, at most 255 characters)."
+SHARE_BAD_LIFETIME = "Choose how long the link works: {choices}."
+SHARE_BAD_CODE = "That share link is gone (used, expired or revoked). Reload the page."
+SHARE_NO_USER = "No user '{user}' on this hub. Check the name: they must have logged in once."
+SHARE_WITH_SELF = "That is the server's owner: they have access already."
+SHARE_NOT_YOUR_GROUP = ("'{group}' is not a group {owner} is in. Choose one of the groups listed, or share with "
+                        "members by name.")

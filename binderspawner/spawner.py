@@ -29,6 +29,8 @@ from binderspawner.policy.resources import Resources
 from binderspawner.progress import ProgressLog, spawn_failure
 from binderspawner.providers import DEFAULT_PROVIDERS, RepoProvider
 from binderspawner.services import culling
+from binderspawner import session
+from binderspawner.web import sharepage
 from binderspawner.services.cleanup import HubCleanup
 from binderspawner.web import form
 
@@ -244,7 +246,17 @@ class BinderSpawner(BinderSpawnerMixin):
             env["BINDER_REF"] = self.launch.resolved.version
             env.update(pushback.container_env(PushBack(config=self.config).enabled, self.member_credentials,
                                               source.fetch_url, env.get("JUPYTERHUB_API_URL")))
+        env.update(self._stop_times_env())
         return env
+
+    def _stop_times_env(self):
+        """When this server is stopped, for the notice inside the session (binderspawner/session)."""
+        culler = culling.IdleCuller(config=self.config)
+        idle, max_age = culling.stop_rules(culler.timeout, culler.max_age,
+                                           culling.culler_configured(self.config, culler.name),
+                                           self.shutdown_no_activity_timeout)
+        started = getattr(getattr(self, "orm_spawner", None), "started", None)
+        return session.server_env(idle, max_age, started, sharepage.session_link(self))
 
     # saved state ----------------------------------------------------------------------------------
 

@@ -49,7 +49,9 @@ c.GitHubProvider.access_token = ""
 c.RepoProvider.check_access_for_commits = True
 
 # --- Sharing a running server ---------------------------------------------------------------------
-# Members may share their own servers (JupyterHub shares) and look up whom to share with:
+# Members may share their own servers (JupyterHub shares) and look up whom to share with, in the
+# browser at /hub/binder/share/<me>/<server> (linked from the home page and from inside the session),
+# or through the API:
 #   POST   /hub/api/shares/<me>/<server>   {"user": "alice"} or {"group": "lab"}
 #   DELETE /hub/api/shares/<me>/<server>   the same body revokes it; no body revokes all
 #   POST   /hub/api/share-codes/<me>/<server>   a link to accept (JupyterHub's share codes)

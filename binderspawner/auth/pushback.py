@@ -16,8 +16,6 @@ import fnmatch
 import hmac
 import re
 
-from jupyterhub import orm
-from sqlalchemy import Column, DateTime, ForeignKey, Integer, MetaData, Table, event, func, insert, select
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from traitlets import Bool, Int, List, Unicode
@@ -159,50 +157,8 @@ def rejected_push(commands, capabilities, reason):
     return b"".join(chunks) + b"0000"
 
 
-# --- servers that were ever shared ------------------------------------------------------------------
-# JupyterHub deletes a share's row when it is revoked; this table keeps the fact that a server was
-# shared for as long as the server exists (the row goes with the server).
-
-_metadata = MetaData()
-SHARED_SERVERS = Table(
-    "binderspawner_shared_servers", _metadata,
-    Column("spawner_id", Integer, ForeignKey(orm.Spawner.__table__.c.id, ondelete="CASCADE"),
-           primary_key=True),
-    Column("first_shared", DateTime, server_default=func.now()),
-)
-
-
-def _record_shared(mapper, connection, target):
-    spawner_id = target.spawner_id or (target.spawner.id if target.spawner is not None else None)
-    if spawner_id is None:
-        return
-    SHARED_SERVERS.create(connection, checkfirst=True)
-    if connection.execute(select(SHARED_SERVERS.c.spawner_id).where(
-            SHARED_SERVERS.c.spawner_id == spawner_id)).first() is None:
-        connection.execute(insert(SHARED_SERVERS).values(spawner_id=spawner_id))
-
-
-def _forget_server(mapper, connection, target):
-    SHARED_SERVERS.create(connection, checkfirst=True)
-    connection.execute(SHARED_SERVERS.delete().where(SHARED_SERVERS.c.spawner_id == target.id))
-
-
-for _model in (orm.Share, orm.ShareCode):
-    if not event.contains(_model, "after_insert", _record_shared):
-        event.listen(_model, "after_insert", _record_shared)
-if not event.contains(orm.Spawner, "after_delete", _forget_server):
-    event.listen(orm.Spawner, "after_delete", _forget_server)
-
-
-def ever_shared(db, orm_spawner):
-    """Shared now (with a user or group, or by a share code), or at any time since it was made."""
-    if (db.query(orm.Share).filter_by(spawner_id=orm_spawner.id).first()
-            or db.query(orm.ShareCode).filter_by(spawner_id=orm_spawner.id).first()):
-        return True
-    connection = db.connection()
-    SHARED_SERVERS.create(connection, checkfirst=True)
-    return connection.execute(select(SHARED_SERVERS.c.spawner_id).where(
-        SHARED_SERVERS.c.spawner_id == orm_spawner.id)).first() is not None
+# --- servers that were ever shared: recorded in auth/sharing.py (one place for every way to share) ---
+from binderspawner.auth.sharing import SHARED_SERVERS, ever_shared  # noqa: E402,F401
 
 
 def own_server(user, token):

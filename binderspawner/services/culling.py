@@ -56,11 +56,65 @@ def culler_service_and_role(culler):
 
 
 def configure(c):
-    """Add the idle culler to the config ``c`` (from jupyterhub_config.py), using c.IdleCuller.*."""
-    service, role = culler_service_and_role(IdleCuller(config=c))
+    """Add the idle culler to the config ``c`` (from jupyterhub_config.py), using c.IdleCuller.*,
+    and its stop times to the hub's pages (``binder_stop_times``, read by templates/home.html)."""
+    culler = IdleCuller(config=c)
+    service, role = culler_service_and_role(culler)
     c.JupyterHub.services.append(service)
     c.JupyterHub.load_roles.append(role)
+    c.JupyterHub.template_vars.update({"binder_stop_times": StopTimes(culler.timeout, culler.max_age)})
     return service
+
+
+def culler_configured(config, name):
+    """Whether the hub's config runs a service called ``name`` (the culler configure() adds)."""
+    services = config.JupyterHub.get("services") if "JupyterHub" in config else None
+    if isinstance(services, LazyConfigValue):
+        services = services.get_value([])
+    return any(isinstance(s, dict) and s.get("name") == name for s in services or ())
+
+
+def stop_rules(culler_timeout, culler_max_age, culler_running, shutdown_no_activity_timeout):
+    """(idle timeout, max age) in seconds that stop a server, 0 for none (pure): the hub's culler
+    when it runs, and the server's own exit after shutdown_no_activity_timeout, whichever is first."""
+    idle = [t for t in ((culler_timeout if culler_running else 0), shutdown_no_activity_timeout) if t and t > 0]
+    return (min(idle) if idle else 0), (max(culler_max_age, 0) if culler_running else 0)
+
+
+class StopTimes:
+    """``c.JupyterHub.template_vars["binder_stop_times"]``: JupyterHub calls it with the user and the
+    template calls the result with a server, getting when that server is stopped (or None)."""
+
+    def __init__(self, timeout, max_age):
+        self.timeout, self.max_age = timeout, max_age
+
+    def __call__(self, user):
+        return self.of_server
+
+    def of_server(self, spawner, now=None):
+        if not getattr(spawner, "ready", False):
+            return None
+        shutdown = getattr(spawner, "shutdown_no_activity_timeout", 0)
+        idle, max_age = stop_rules(self.timeout, self.max_age, True, shutdown)
+        started = getattr(getattr(spawner, "orm_spawner", None), "started", None)
+        return stop_display(now or utcnow(), started, idle, max_age)
+
+
+def stop_display(now, started, idle_timeout, max_age):
+    """What the home page shows for a server (pure): the schedule with its words and ISO times."""
+    from binderspawner.session import notice
+
+    plan = notice.schedule(now, started, idle_timeout, max_age)
+    if not (plan["idle_at"] or plan["ends_at"]):
+        return None
+    return {
+        "idle": notice.duration(plan["idle_timeout"]) if plan["idle_at"] else "",
+        "idle_at": plan["idle_at"].isoformat() if plan["idle_at"] else "",
+        "idle_at_text": notice.clock_with_day(plan["idle_at"], now) if plan["idle_at"] else "",
+        "ends_at": plan["ends_at"].isoformat() if plan["ends_at"] else "",
+        "ends_at_text": notice.clock_with_day(plan["ends_at"], now) if plan["ends_at"] else "",
+        "max_age": notice.duration(plan["max_age"]) if plan["ends_at"] else "",
+    }
 
 
 def server_args(kernel_timeout, kernel_interval, shutdown_timeout):

@@ -34,6 +34,7 @@ from binderspawner.builders import logs as buildlogs
 from binderspawner.auth import pushback
 
 from binderspawner.auth import sharing
+from binderspawner.web import sharepage
 from binderspawner.auth import attach_member_credentials
 from binderspawner import launcher
 from binderspawner.web.badge import BADGE_SVG
@@ -56,6 +57,7 @@ def binder_handlers():
         (r"/binder/logs/(.+)", BuildLogHandler),
         (pushback.ROUTE, pushback.GitRelayHandler),
         (sharing.ROUTE, sharing.GroupShareHandler),
+        (sharepage.ROUTE, sharepage.SharePageHandler),
     ]
 
 

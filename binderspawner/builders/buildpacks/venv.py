@@ -26,7 +26,7 @@ from functools import lru_cache
 from repo2docker.buildpacks.base import BaseImage
 from repo2docker.utils import is_local_pip_requirement, open_guess_encoding
 
-from binderspawner import messages
+from binderspawner import messages, session
 from binderspawner.builders.buildpacks import install
 
 VENV = install.VENV
@@ -146,6 +146,7 @@ class VenvBuildPack(BaseImage):
     def get_build_script_files(self):
         files = dict(super().get_build_script_files())
         files[install.__file__] = INSTALL_PATH
+        files.update(session.build_script_files())  # when the session is stopped, told inside it
         if self.extra_ca_bundle:
             files[self.extra_ca_bundle] = EXTRA_CA_PATH
         return files
@@ -165,6 +166,7 @@ class VenvBuildPack(BaseImage):
                                 " && ln -s /opt/binderspawner-tools/bin/uv /usr/local/bin/uv; }"))
         scripts.append(("root", f"python3 -m venv {VENV} && chown -R ${{NB_USER}}:${{NB_USER}} {VENV}"))
         scripts.append(("${NB_USER}", self._install("server", *self.server_requirements)))
+        scripts.append(("${NB_USER}", session.install_command(f"{VENV}/bin/python")))
         return scripts
 
     def _python_check(self):
