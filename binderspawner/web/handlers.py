@@ -56,7 +56,16 @@ def binder_handlers():
         (r"/binder/logs/(.+)", BuildLogHandler),
         (pushback.ROUTE, pushback.GitRelayHandler),
         (sharing.ROUTE, sharing.GroupShareHandler),
+        *prebuild_handlers(),
     ]
+
+
+def prebuild_handlers():
+    """Push webhooks and the CI prebuild API (web/webhooks.py); imported here, late, because
+    webhooks.py builds on this module."""
+    from binderspawner.web import webhooks
+    return [(webhooks.WEBHOOK_ROUTE, webhooks.WebhookHandler),
+            (webhooks.PREBUILD_ROUTE, webhooks.PrebuildApiHandler)]
 
 
 class BinderHandler(BaseHandler):
