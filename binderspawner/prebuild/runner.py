@@ -85,7 +85,7 @@ class Outcome:
         return {"status": self.state, "message": self.message, **self.details}
 
 
-@dataclass
+@dataclass(eq=False)
 class Job:
     spec: str
     repository: str
@@ -169,7 +169,9 @@ class Prebuilder:
         if previous is None or previous.task.done() or not self.settings.drop_superseded:
             return
         build = self.queue.active.get(previous.image)
-        if build is not None and self.queue.withdraw(build):
+        if build is None:  # still resolving: it has not reached the queue yet
+            previous.task.cancel()
+        elif self.queue.withdraw(build):
             self.log.info("Prebuild of %s dropped while waiting: %s was pushed after it", previous.image,
                           job.image)
 
@@ -208,7 +210,8 @@ class Prebuilder:
             job.launch = await launcher.make_launch(self.context, job.options, job.progress.report,
                                                     priority=PREBUILD, prebuild=True)
         except asyncio.CancelledError:
-            self.log.info("Prebuild of %s (%s) dropped before it started building", job.spec, job.image)
+            self.log.info("Prebuild of %s (%s) dropped before it started building (a newer commit was "
+                          "pushed to its branch, or the hub is stopping)", job.spec, job.image or "-")
             job.error = LaunchError("The prebuild was dropped: a newer commit was pushed to its branch.",
                                     status=409)
             raise

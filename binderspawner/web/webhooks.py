@@ -31,7 +31,7 @@ PREBUILD_ROUTE = r"/binder/prebuild/(.+)"
 
 def prebuilder_for(handler):
     settings = handler.settings
-    return hub_prebuilder(settings["config"], settings.get("spawner_class"), handler.log)
+    return hub_prebuilder(settings["config"], settings.get("spawner_class"), settings.get("log"))
 
 
 @web.stream_request_body
@@ -40,6 +40,12 @@ class WebhookHandler(web.RequestHandler):
 
     def check_xsrf_cookie(self):
         """A webhook carries no cookie and is authenticated by its signature alone."""
+
+    def write_error(self, status_code, **kwargs):
+        """An unexpected error answers 503, not 500: JupyterHub's request log prints every header
+        of a 500 answer, and GitLab's X-Gitlab-Token header is the secret itself."""
+        self.set_status(503 if status_code == 500 else status_code)
+        self.finish({"status": "error", "message": "The hub could not handle this delivery; see its log."})
 
     def prepare(self):
         self._chunks, self._size = [], 0
@@ -83,6 +89,8 @@ class WebhookHandler(web.RequestHandler):
         except forges.PayloadError as e:
             return self._refuse(400, f"not a push event this hub can read: {e}")
         outcome = await self.prebuilder.push(push, forges.delivery_id(forge, self.request.headers))
+        if outcome.status == 429:
+            self.set_header("Retry-After", str(outcome.details.get("retry_after", 60)))
         self._answer(outcome.status, outcome.body())
 
     def _answer(self, status, body):
