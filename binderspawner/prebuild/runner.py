@@ -130,7 +130,7 @@ class Prebuilder:
             _, provider, source = launcher.read_request(self.context, {"repo": push.repo_url})
             _, spec, _ = SpecControl(parent=self.context).check(source, push.branch or push.tag)
         except LaunchError as e:
-            return self._answer(Outcome(403 if e.status == 403 else 422, "refused", e.message), what)
+            return self._answer(Outcome(403 if e.status_code == 403 else 422, "refused", e.message), what)
         image = images.image_reference(self.context.image_prefix, source.slug, push.commit)
         refused = policy.allow_refusal(spec, self.settings.specs, await self._launched_recently(image),
                                        self.settings.recent_launch_days)
@@ -185,7 +185,8 @@ class Prebuilder:
             request, _, source = launcher.read_request(self.context, options)
             ref, spec, _ = SpecControl(parent=self.context).check(source, request.ref)
         except LaunchError as e:
-            return self._answer(Outcome(e.status if e.status in (403, 404) else 400, "refused", e.message), what)
+            status = e.status_code if e.status_code in (403, 404) else 400
+            return self._answer(Outcome(status, "refused", e.message), what)
         return self._answer(self._admit(source.repository, spec, "", options), what)
 
     # both -------------------------------------------------------------------------------------------

@@ -155,7 +155,7 @@ class PrebuildApiHandler(BuildHandler):
         if job.error is not None or job.launch is None:
             error = job.error
             message = getattr(error, "message", None) or str(error) or "The prebuild failed."
-            await self.send(buildapi.failed_event(message, getattr(error, "status", 500)))
+            await self.send(buildapi.failed_event(message, getattr(error, "status_code", 500)))
         else:
             await self.send(buildapi.built_only_event(image=job.launch.image, link=link,
                                                       version=job.launch.resolved.version,
