@@ -13,6 +13,7 @@ from typing import Optional
 from traitlets import Int
 from traitlets.config import LoggingConfigurable
 
+from binderspawner import messages
 from binderspawner.errors import LaunchError
 
 
@@ -225,11 +226,9 @@ class HourlyRate:
         """Why one more prebuild of ``repo`` is refused (None: admitted), naming the setting."""
         repo_count, total = self.counts(repo, now)
         if self.total and total >= self.total:
-            return (f"This hub already prebuilt {total} times in the last hour, its limit "
-                    f"(c.Prebuild.total_per_hour = {self.total}); nothing is built for this push.")
+            return messages.PREBUILD_QUOTA_TOTAL.format(count=total, limit=self.total)
         if self.per_repo and repo_count >= self.per_repo:
-            return (f"{repo} was already prebuilt {repo_count} times in the last hour, its limit "
-                    f"(c.Prebuild.per_repo_per_hour = {self.per_repo}); nothing is built for this push.")
+            return messages.PREBUILD_QUOTA_REPO.format(repository=repo, count=repo_count, limit=self.per_repo)
         return None
 
     def admit(self, repo, now):

@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
+from binderspawner import messages
+
 FORGES = ("github", "gitlab", "gitea")
 ZERO_SHA = re.compile(r"^0+$")
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$|^[0-9a-f]{64}$")
@@ -46,7 +48,7 @@ def signature_refusal(forge, secret, headers, body):
     header = SIGNATURE_HEADERS[forge]
     given = headers.get(header)
     if not given:
-        return f"the delivery has no {header} header"
+        return messages.PREBUILD_NO_SIGNATURE.format(header=header)
     if forge == "gitlab":
         ok = hmac.compare_digest(given.encode("utf-8"), secret.encode("utf-8"))
     else:
@@ -54,7 +56,7 @@ def signature_refusal(forge, secret, headers, body):
         if forge == "github":
             expected = "sha256=" + expected
         ok = hmac.compare_digest(given.strip().lower().encode("utf-8"), expected.encode("utf-8"))
-    return None if ok else f"the {header} header does not match this hub's secret for {forge}"
+    return None if ok else messages.PREBUILD_BAD_SIGNATURE.format(header=header, forge=forge)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ import re
 import time
 from collections import OrderedDict
 
+from binderspawner import messages
+
 
 def matches_any(spec, patterns):
     return any(re.match(pattern, spec, re.IGNORECASE) for pattern in patterns)
@@ -38,7 +40,7 @@ def allow_refusal(spec, patterns, recent, days):
     named = "it matches none of c.Prebuild.specs" if patterns else "c.Prebuild.specs is empty"
     recently = (f"and nobody launched it on this hub in the last {days:g} days "
                 "(c.Prebuild.recent_launch_days)") if days > 0 else "and c.Prebuild.recent_launch_days is 0"
-    return f"{spec} is not prebuilt on this hub: {named} {recently}."
+    return messages.PREBUILD_NOT_ALLOWED.format(spec=spec, named=named, recently=recently)
 
 
 class Seen:

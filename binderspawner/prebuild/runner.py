@@ -16,7 +16,7 @@ from typing import Optional
 
 from traitlets.config import Config
 
-from binderspawner import launcher
+from binderspawner import launcher, messages
 from binderspawner.builders.queue import PREBUILD, hub_queue
 from binderspawner.errors import LaunchError
 from binderspawner.launch import images
@@ -120,12 +120,12 @@ class Prebuilder:
         """Admit (or refuse) one verified push; a queued prebuild runs in the background."""
         what = f"{push.forge} push of {push.ref} to {push.name}"
         if delivery and delivery in self.deliveries:
-            return self._answer(Outcome(200, "duplicate", f"Delivery {delivery} was received already; "
-                                                          "nothing more to do."), what)
+            return self._answer(Outcome(200, "duplicate", messages.PREBUILD_DUPLICATE_DELIVERY.format(
+                delivery=delivery)), what)
         if delivery:
             self.deliveries.add(delivery)
         if push.deleted:
-            return self._answer(Outcome(200, "ignored", f"{push.ref} was deleted; nothing to build."), what)
+            return self._answer(Outcome(200, "ignored", messages.PREBUILD_DELETED.format(ref=push.ref)), what)
         try:
             _, provider, source = launcher.read_request(self.context, {"repo": push.repo_url})
             _, spec, _ = SpecControl(parent=self.context).check(source, push.branch or push.tag)
@@ -137,13 +137,12 @@ class Prebuilder:
         if refused:
             return self._answer(Outcome(403, "refused", refused), what)
         if push.private and self.context.credentials_for(provider, source) is None:
-            return self._answer(Outcome(202, "skipped", f"{source.repository} is private and "
-                                        "c.Prebuild.access_tokens has no token for its host: not "
-                                        "prebuilt (members' tokens are never used for prebuilds)."), what)
+            return self._answer(Outcome(202, "skipped", messages.PREBUILD_PRIVATE_SKIPPED.format(
+                repository=source.repository)), what)
         key = (source.repository, push.commit)
         if key in self.commits:
-            return self._answer(Outcome(200, "duplicate", f"{push.commit[:12]} of {source.repository} "
-                                        "is prebuilt or queued already."), what)
+            return self._answer(Outcome(200, "duplicate", messages.PREBUILD_DUPLICATE_COMMIT.format(
+                commit=push.commit[:12], repository=source.repository)), what)
         outcome = self._admit(source.repository, spec, image,
                               {"repo": push.repo_url, "ref": push.tag or push.commit})
         if outcome.job is not None:
@@ -202,7 +201,7 @@ class Prebuilder:
         job.task = asyncio.ensure_future(self._run(job))
         self.jobs.add(job)
         job.task.add_done_callback(lambda _: self.jobs.discard(job))
-        return Outcome(202, "queued", f"Prebuild of {spec} queued.",
+        return Outcome(202, "queued", messages.PREBUILD_QUEUED.format(spec=spec),
                        {"spec": spec, **({"image": image} if image else {})}, job)
 
     async def _run(self, job):
@@ -213,8 +212,7 @@ class Prebuilder:
         except asyncio.CancelledError:
             self.log.info("Prebuild of %s (%s) dropped before it started building (a newer commit was "
                           "pushed to its branch, or the hub is stopping)", job.spec, job.image or "-")
-            job.error = LaunchError("The prebuild was dropped: a newer commit was pushed to its branch.",
-                                    status=409)
+            job.error = LaunchError(messages.PREBUILD_DROPPED, status=409)
             raise
         except Exception as e:  # noqa: BLE001 - reported to the log and to a CI caller
             job.error = e

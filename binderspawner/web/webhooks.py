@@ -18,6 +18,7 @@ from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.iostream import StreamClosedError
 
+from binderspawner import messages
 from binderspawner.errors import LaunchError
 from binderspawner.launch.links import parse_launch_path
 from binderspawner.prebuild import SCOPE, forges
@@ -53,7 +54,7 @@ class WebhookHandler(web.RequestHandler):
         limit = self.prebuilder.settings.max_body_bytes
         length = self.request.headers.get("Content-Length")
         if length is not None and (not length.isdigit() or int(length) > limit):
-            self._refuse(413, f"the body ({length} bytes) is larger than c.Prebuild.max_body_bytes ({limit})")
+            self._refuse(413, messages.PREBUILD_TOO_LARGE.format(size=length[:20], limit=limit))
             return
         # a body without Content-Length (chunked) is cut off by the connection past the limit
         self.request.connection.set_max_body_size(limit)
@@ -70,24 +71,24 @@ class WebhookHandler(web.RequestHandler):
 
     async def post(self, forge):
         if forge not in forges.FORGES:
-            return self._refuse(404, f"no webhook for {forge[:40]!r}: use github, gitlab or gitea")
+            return self._refuse(404, messages.PREBUILD_UNKNOWN_FORGE.format(forge=forge[:40]))
         secret = self.prebuilder.settings.secret(forge)
         if not secret:
-            return self._refuse(404, f"{forge} webhooks are not enabled on this hub (c.Prebuild.{forge}_secret)")
+            return self._refuse(404, messages.PREBUILD_FORGE_OFF.format(forge=forge))
         body = b"".join(self._chunks)
         refused = forges.signature_refusal(forge, secret, self.request.headers, body)
         if refused:
             return self._refuse(401, refused)
         kind = forges.event_kind(forge, self.request.headers)
         if kind == "ping":
-            return self._answer(200, {"status": "pong", "message": "The webhook reaches this hub."})
+            return self._answer(200, {"status": "pong", "message": messages.PREBUILD_PONG})
         if kind != "push":
-            message = f"Only push events are prebuilt; this is {kind[:60]!r}."
+            message = messages.PREBUILD_NOT_PUSH.format(event=kind[:60])
             return self._answer(200, {"status": "ignored", "message": message})
         try:
             push = forges.read_push(forge, forges.parse_json(body))
         except forges.PayloadError as e:
-            return self._refuse(400, f"not a push event this hub can read: {e}")
+            return self._refuse(400, messages.PREBUILD_UNREADABLE.format(reason=e))
         outcome = await self.prebuilder.push(push, forges.delivery_id(forge, self.request.headers))
         if outcome.status == 429:
             self.set_header("Retry-After", str(outcome.details.get("retry_after", 60)))
@@ -123,11 +124,9 @@ class PrebuildApiHandler(BuildHandler):
     async def post(self, _path):
         caller = self.current_user
         if caller is None or self.get_token() is None:
-            raise web.HTTPError(403, f"Send a hub API token with the {SCOPE} scope: "
-                                     "'Authorization: token <token>'.")
+            raise web.HTTPError(403, messages.PREBUILD_NO_TOKEN.format(scope=SCOPE))
         if SCOPE not in self.expanded_scopes:
-            raise web.HTTPError(403, f"This token lacks the {SCOPE} scope that prebuilds need "
-                                     "(a role with it, see binderspawner.prebuild.configure).")
+            raise web.HTTPError(403, messages.PREBUILD_NO_SCOPE.format(scope=SCOPE))
         prebuilder = prebuilder_for(self)
         prefix = url_path_join(self.hub.base_url, self.route) + "/"
         providers = [cls(parent=prebuilder.context) for cls in prebuilder.context.provider_classes]
