@@ -71,6 +71,24 @@ def context_config(config, spawner_class):
     return merged
 
 
+def make_context(config, spawner_class):
+    """A PrebuildContext with the hub's Binder settings; a setting nobody configured takes the
+    spawner class's own default (KubeBinderSpawner builds with KubernetesBuilder)."""
+    merged = context_config(config, spawner_class)
+    context = PrebuildContext(config=merged)
+    configured = set()
+    for section in ("BinderSpawnerMixin", "BinderSpawner", "PrebuildContext"):
+        if merged._has_section(section):
+            configured.update(merged[section].keys())
+    own = BinderSpawner._trait_default_generators
+    theirs = getattr(spawner_class, "_trait_default_generators", {})
+    for name in BinderSpawner.class_trait_names(config=True):
+        generator = theirs.get(name)
+        if name not in configured and generator is not None and generator is not own.get(name):
+            setattr(context, name, generator(context))
+    return context
+
+
 @dataclass
 class Outcome:
     """The answer to a push or CI request: HTTP status and a JSON body for the forge's delivery log."""
@@ -101,7 +119,7 @@ class Prebuilder:
     def __init__(self, config, spawner_class, log=None):
         self.log = log or logging.getLogger("binderspawner.prebuild")
         self.settings = Prebuild(config=config)
-        self.context = PrebuildContext(config=context_config(config, spawner_class))
+        self.context = make_context(config, spawner_class)
         self.rate = HourlyRate(self.settings.per_repo_per_hour, self.settings.total_per_hour)
         self.deliveries = policy.Seen()
         self.commits = policy.Seen()  # (repository, commit)
@@ -147,8 +165,9 @@ class Prebuilder:
                               {"repo": push.repo_url, "ref": push.tag or push.commit})
         if outcome.job is not None:
             self.commits.add(key)
-            outcome.job.task.add_done_callback(
-                lambda task: self.commits.discard(key) if task.cancelled() or task.exception() else None)
+            job = outcome.job  # a failed or dropped prebuild may be delivered again and retried
+            job.task.add_done_callback(
+                lambda task: self.commits.discard(key) if task.cancelled() or job.error is not None else None)
             if push.branch:
                 self._supersede((source.repository, push.branch), outcome.job)
         return self._answer(outcome, what)

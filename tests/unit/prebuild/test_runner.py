@@ -48,6 +48,16 @@ async def test_the_spawner_class_settings_name_the_images(config):
     assert prebuilder.context.user.name is None  # no member, no member credentials
 
 
+def test_a_kubernetes_hub_prebuilds_with_its_build_pods(config):
+    from binderspawner.kubernetes.builder import KubernetesBuilder
+    from binderspawner.kubernetes.spawner import KubeBinderSpawner
+
+    assert Prebuilder(config, KubeBinderSpawner).context.builder_class is KubernetesBuilder
+    assert Prebuilder(config, DockerBinderSpawner).context.builder_class is not KubernetesBuilder
+    config.BinderSpawner.max_concurrent_builds = 5
+    assert Prebuilder(config, KubeBinderSpawner).context.max_concurrent_builds == 5
+
+
 async def test_banned_specs_win_over_prebuild_specs(config):
     outcome = await Prebuilder(config, DockerBinderSpawner).push(push("github", "https://github.com/my-lab/banned"))
     assert outcome.status == 403 and "banned" in outcome.message
