@@ -16,6 +16,7 @@ removed at the end. Run from the repository root: python benchmarks/bench_prebui
 
 import argparse
 import datetime
+import json
 import os
 import re
 import shutil
@@ -84,6 +85,9 @@ def launch(hub, user, url, sha):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", "--rounds", type=int, default=3)
+    parser.add_argument("--again", action="store_true", help="also time a second launch of each prebuilt commit")
+    parser.add_argument("--keep-log", help="copy the hub's log to this file at the end")
+    parser.add_argument("--json", help="write every launch's timed progress events to this file")
     parser.add_argument("--append-results", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = parser.parse_args()
     client = docker.from_env(version="auto")
@@ -102,7 +106,8 @@ def main():
         git_cmd("push", "-q", "origin", f"{base}:refs/heads/cached", cwd=os.path.join(git.work, name))
         log("warming up: the first build of the Dockerfile and one cached commit")
         launch(hub, "warm", url, base)
-        prebuilt, cached, builds = [], [], []
+        prebuilt, cached, builds, found = [], [], [], ([], [])
+        prebuilt_runs, cached_runs = [], []
         before = base
         for n in range(args.rounds):
             sha = git.commit(name, {"index.ipynb": f'{{"round": {n}}}'})
@@ -117,10 +122,20 @@ def main():
             first = launch(hub, f"pre{n}", url, sha)
             if n % 2 == 0:
                 again = launch(hub, f"cache{n}", url, base)
+            if args.again:
+                second = launch(hub, f"again{n}", url, sha)
+                log(f"round {n}: second launch of the prebuilt commit {second['ready']:.2f} s")
             if first["found"] is None:
                 raise RuntimeError("the first launch after the prebuild did not find the image")
             prebuilt.append(first["ready"])
             cached.append(again["ready"])
+            found[0].append(first["found"])
+            found[1].append(again["found"])
+            prebuilt_runs.append([(round(t, 3), e.get("message", "")[:160]) for t, e in first["events"]])
+            cached_runs.append([(round(t, 3), e.get("message", "")[:160]) for t, e in again["events"]])
+            if args.json:
+                with open(args.json, "w") as f:
+                    json.dump({"prebuilt": prebuilt_runs, "cached": cached_runs}, f, indent=1)
             log(f"round {n}: prebuild {builds[-1]:.1f} s; first launch after push {first['ready']:.2f} s, "
                 f"cached launch {again['ready']:.2f} s")
             before = sha
@@ -143,6 +158,8 @@ def main():
             + ", ".join(f"{t:.2f}" for t in prebuilt) + " s |",
             f"| cached launch (a commit launched before, tip of a branch) | {statistics.median(cached):.2f} s | "
             + ", ".join(f"{t:.2f}" for t in cached) + " s |",
+            f"| of which: POST -> image found, prebuilt / cached | {statistics.median(found[0]):.2f} s / "
+            f"{statistics.median(found[1]):.2f} s | |",
             f"| the prebuild itself (webhook -> image, nobody waiting) | {statistics.median(builds):.1f} s | "
             + ", ".join(f"{t:.1f}" for t in builds) + " s |",
             f"| for scale: first launch after a push without prebuild (builds; Docker's layer cache makes "
@@ -158,6 +175,8 @@ def main():
         return 0 if ratio <= TARGET else 1
     finally:
         hub.stop()
+        if args.keep_log and os.path.exists(hub.log_path):
+            shutil.copy(hub.log_path, args.keep_log)
         hub.cleanup()
         git.stop()
         for image in client.images.list():
