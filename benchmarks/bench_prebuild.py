@@ -85,6 +85,8 @@ def launch(hub, user, url, sha):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", "--rounds", type=int, default=3)
+    parser.add_argument("--settle", type=float, default=5.0,
+                        help="seconds between the prebuild's end and the launches (default 5)")
     parser.add_argument("--again", action="store_true", help="also time a second launch of each prebuilt commit")
     parser.add_argument("--keep-log", help="copy the hub's log to this file at the end")
     parser.add_argument("--json", help="write every launch's timed progress events to this file")
@@ -117,6 +119,7 @@ def main():
                               headers=headers, timeout=60)
             assert r.status_code == 202, r.text
             builds.append(wait_for_prebuild(hub, sha))
+            time.sleep(args.settle)  # a visitor comes after the push, not in the build's last millisecond
             if n % 2:  # alternate which launch goes first, so drifting load favours neither
                 again = launch(hub, f"cache{n}", url, base)
             first = launch(hub, f"pre{n}", url, sha)
@@ -150,7 +153,8 @@ def main():
             f"`python benchmarks/bench_prebuild.py -n {args.rounds}`, {when}, this machine (2 cores, shared "
             "with other sessions' tests). A Dockerfile repository (one `pip install` layer, cached after the "
             "warm-up); each round pushes a notebook change, sends a signed GitHub-format push delivery "
-            "(fixture following GitHub's documented payload) and waits for the prebuild, then launches.",
+            f"(fixture following GitHub's documented payload), waits for the prebuild and {args.settle:g} s "
+            "more, then times both launches (their order alternating between rounds).",
             "",
             "| measurement | median | raw |",
             "|---|---|---|",
