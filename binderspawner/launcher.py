@@ -23,7 +23,7 @@ from typing import Optional
 from binderspawner import metrics
 from binderspawner.builders import BuildRequest
 from binderspawner.builders import logs as buildlogs
-from binderspawner.builders.queue import hub_queue
+from binderspawner.builders.queue import LAUNCH, hub_queue
 from binderspawner.launch import images
 from binderspawner.launch.options import LaunchRequest, parse_launch_options
 from binderspawner.launch.speccontrol import SpecControl
@@ -102,12 +102,14 @@ def quota_key(source):
     return source.repository
 
 
-async def make_launch(spawner, options, report, admit=None):
+async def make_launch(spawner, options, report, admit=None, priority=LAUNCH, prebuild=False):
     """Resolve and find-or-build; returns the Launch. Raises LaunchError for the user.
 
     ``report(message, progress=None)`` receives the progress. ``admit(quota_key)`` is given for a
     launch that starts a server: the quotas are checked and ``admit`` is called with no await in
     between, so concurrent launches in this hub all count each other. The build API passes none.
+    ``prebuild``: a build nobody launched (binderspawner.prebuild): queued at ``priority``, not
+    recorded as a launch (the image cache's order, 'launched recently') and its log granted to nobody.
     """
     request, provider, source = read_request(spawner, options)
     # Banned/allowed specs and per-spec settings (speccontrol.py); a ref in the spec counts.
@@ -133,14 +135,16 @@ async def make_launch(spawner, options, report, admit=None):
 
     builder = spawner.builder_class(parent=spawner)
     lifecycle = spawner.lifecycle
-    await asyncio.get_running_loop().run_in_executor(
-        None, record_launch, lifecycle.lifecycle_dir, launch.image, spawner.log)
+    if not prebuild:
+        await asyncio.get_running_loop().run_in_executor(
+            None, record_launch, lifecycle.lifecycle_dir, launch.image, spawner.log)
     build = hub_queue(spawner.max_concurrent_builds).ensure(
         launch.image,
         exists=lambda: builder.image_exists(launch.image),
         build=lambda emit: run_build(builder, launch, emit, lifecycle, credentials),
+        priority=priority,
     )
-    buildlogs.STORE.record(launch.image, spawner.user.name, build)
+    buildlogs.STORE.record(launch.image, None if prebuild else spawner.user.name, build)
     async for event in build.follow():
         progress = None if event.fraction is None else 15 + int(70 * event.fraction)
         report(f"[{event.phase}] {event.message}", progress)

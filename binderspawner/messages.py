@@ -284,3 +284,28 @@ SHARE_NO_USER = "No user '{user}' on this hub. Check the name: they must have lo
 SHARE_WITH_SELF = "That is the server's owner: they have access already."
 SHARE_NOT_YOUR_GROUP = ("'{group}' is not a group {owner} is in. Choose one of the groups listed, or share with "
                         "members by name.")
+# prebuild (webhooks and the CI API; read by forge admins in their webhook delivery logs)
+PREBUILD_NO_SIGNATURE = "the delivery has no {header} header"
+PREBUILD_BAD_SIGNATURE = ("the {header} header does not match this hub's secret for {forge}: check the "
+                          "webhook's secret against c.Prebuild.{forge}_secret")
+PREBUILD_FORGE_OFF = "{forge} webhooks are not enabled on this hub (c.Prebuild.{forge}_secret is empty)"
+PREBUILD_UNKNOWN_FORGE = "there is no webhook for {forge!r}: use github, gitlab or gitea"
+PREBUILD_TOO_LARGE = "the body ({size} bytes) is larger than c.Prebuild.max_body_bytes ({limit})"
+PREBUILD_NOT_PUSH = "Only push events are prebuilt; this is {event!r}."
+PREBUILD_UNREADABLE = "not a push event this hub can read: {reason}"
+PREBUILD_PONG = "The webhook reaches this hub."
+PREBUILD_DELETED = "{ref} was deleted; nothing to build."
+PREBUILD_DUPLICATE_DELIVERY = "Delivery {delivery} was received already; nothing more to do."
+PREBUILD_DUPLICATE_COMMIT = "{commit} of {repository} is prebuilt or queued already."
+PREBUILD_NOT_ALLOWED = "{spec} is not prebuilt on this hub: {named} {recently}."
+PREBUILD_PRIVATE_SKIPPED = ("{repository} is private and c.Prebuild.access_tokens has no token for its "
+                            "host: not prebuilt (members' tokens are never used for prebuilds).")
+PREBUILD_QUOTA_TOTAL = ("This hub already prebuilt {count} times in the last hour, its limit "
+                        "(c.Prebuild.total_per_hour = {limit}); nothing is built for this push.")
+PREBUILD_QUOTA_REPO = ("{repository} was already prebuilt {count} times in the last hour, its limit "
+                       "(c.Prebuild.per_repo_per_hour = {limit}); nothing is built for this push.")
+PREBUILD_QUEUED = "Prebuild of {spec} queued."
+PREBUILD_DROPPED = "The prebuild was dropped: a newer commit was pushed to its branch."
+PREBUILD_NO_TOKEN = "Send a hub API token with the {scope} scope: 'Authorization: token <token>'."
+PREBUILD_NO_SCOPE = ("This token lacks the {scope} scope that prebuilds need (give it with a role; see "
+                     "binderspawner.prebuild.configure).")

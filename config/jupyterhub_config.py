@@ -130,3 +130,16 @@ from binderspawner.services import cleanup, culling  # noqa: E402
 
 culling.configure(c)
 cleanup.configure(c)
+
+# Prebuild on push (README "Prebuild on push"): forges POST their push events to
+# <hub>/hub/binder/webhooks/<github|gitlab|gitea>; a webhook is on when its secret is set. CI posts
+# to <hub>/hub/binder/prebuild/<provider>/<spec> with a token holding custom:binder-prebuild.
+from binderspawner import prebuild  # noqa: E402
+
+prebuild.configure(c)  # declares the custom:binder-prebuild scope (give it to a CI service's role)
+# (env) secrets never go into this file
+c.Prebuild.github_secret = os.environ.get("BINDERSPAWNER_GITHUB_WEBHOOK_SECRET", "")
+c.Prebuild.gitlab_secret = os.environ.get("BINDERSPAWNER_GITLAB_WEBHOOK_SECRET", "")
+c.Prebuild.gitea_secret = os.environ.get("BINDERSPAWNER_GITEA_WEBHOOK_SECRET", "")
+# Prebuilt: repositories launched here in the last 14 days, plus these spec patterns.
+c.Prebuild.specs = [p for p in os.environ.get("BINDERSPAWNER_PREBUILD_SPECS", "").split() if p]  # (env)

@@ -109,8 +109,10 @@ class BuildLogStore:
 
     def record(self, image, username, build):
         """Grant ``username`` and copy ``build``'s events (a build.queue.Build) into the log, once
-        per build however many launches share it."""
-        self.grant(image, username)
+        per build however many launches share it. ``username`` None: a prebuild, readable by admins
+        (and by whoever launches the image later)."""
+        if username is not None:
+            self.grant(image, username)
         if id(build) in self._followed:
             return
         self._followed.add(id(build))

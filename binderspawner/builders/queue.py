@@ -2,6 +2,11 @@
 
 Launches of an image that is being built attach to the running build and see its whole log from
 the start; launches beyond the concurrency cap wait in line and are told their place.
+
+Prebuilds (builds nobody waits for, started by a push) share the queue at a lower priority: a
+waiting launch goes ahead of every waiting prebuild, at most ``max_concurrent_prebuilds`` of the
+slots run prebuilds, and a launch of an image a prebuild is building joins it (a waiting one is
+promoted to the launch's priority). A waiting prebuild nobody joined may be withdrawn.
 """
 
 import asyncio
@@ -10,6 +15,9 @@ from dataclasses import dataclass
 from typing import Optional
 
 from binderspawner.builders.logs import EventWindow
+
+LAUNCH = 0  # a user waits for it
+PREBUILD = 1  # nobody waits: runs after every waiting launch
 
 
 @dataclass(frozen=True)
@@ -22,8 +30,10 @@ class BuildEvent:
 class Build:
     """A build in flight: its log so far, and a way to follow it to the end."""
 
-    def __init__(self, image):
+    def __init__(self, image, priority=LAUNCH):
         self.image = image
+        self.priority = priority
+        self.running_as = None  # the priority it took its slot with, once running
         self.events = EventWindow(size=lambda event: len(event.message) + 16)
         self.task: Optional[asyncio.Task] = None
         self._changed = asyncio.Event()
@@ -60,8 +70,10 @@ class Build:
 
 
 class BuildQueue:
-    def __init__(self, max_concurrent=2):
+    def __init__(self, max_concurrent=2, max_concurrent_prebuilds=None):
         self.max_concurrent = max_concurrent
+        self.max_concurrent_prebuilds = max_concurrent_prebuilds  # None: only max_concurrent
+        self._running_prebuilds = 0
         self._builds = {}
         self._waiting = collections.deque()
         self._running = 0
@@ -75,16 +87,20 @@ class BuildQueue:
     def queue_length(self):
         return len(self._waiting)
 
-    def ensure(self, image, exists, build):
+    def ensure(self, image, exists, build, priority=LAUNCH):
         """Return the Build for ``image``, starting one if none is in flight.
 
         ``exists()`` is awaited inside the build task (so concurrent callers cannot both decide to
-        build); ``build(emit)`` runs only when the image is missing and a slot is free.
+        build); ``build(emit)`` runs only when the image is missing and a slot is free. A launch
+        joining a waiting prebuild raises it to the launch's priority.
         """
         current = self._builds.get(image)
         if current is not None and not current.done:
+            if priority < current.priority:
+                current.priority = priority
+                self._wake()  # it may go ahead now
             return current
-        entry = Build(image)
+        entry = Build(image, priority)
         self._builds[image] = entry
         entry.task = asyncio.ensure_future(self._run(entry, exists, build))
         entry.task.add_done_callback(lambda _: self._builds.pop(image, None))
@@ -97,15 +113,36 @@ class BuildQueue:
         try:
             await build(entry.emit)
         finally:
-            self._release()
+            self._release(entry)
+        return True
+
+    def waiting(self):
+        """The waiting builds in the order they will run: launches first, each class in arrival order."""
+        return sorted(self._waiting, key=lambda entry: entry.priority)  # stable: arrival order kept
+
+    def _next(self):
+        """The waiting build that may take the next free slot, or None."""
+        for entry in self.waiting():
+            if entry.priority == PREBUILD and self.max_concurrent_prebuilds is not None \
+                    and self._running_prebuilds >= self.max_concurrent_prebuilds:
+                return None
+            return entry
+        return None
+
+    def withdraw(self, entry):
+        """Drop a waiting prebuild nobody joined (e.g. superseded by a newer push); True if it was
+        dropped. Running builds and builds a launch joined are never withdrawn."""
+        if entry.priority != PREBUILD or entry not in self._waiting or entry.task is None:
+            return False
+        entry.task.cancel()
         return True
 
     async def _acquire(self, entry):
         self._waiting.append(entry)
         reported = None
         try:
-            while self._running >= self.max_concurrent or self._waiting[0] is not entry:
-                position = self._waiting.index(entry) + 1
+            while self._running >= self.max_concurrent or self._next() is not entry:
+                position = self.waiting().index(entry) + 1
                 if position != reported:
                     reported = position
                     entry.emit("waiting", f"Waiting for a build slot: {self._running} build(s) "
@@ -114,10 +151,15 @@ class BuildQueue:
         finally:
             self._waiting.remove(entry)
         self._running += 1
+        entry.running_as = entry.priority
+        if entry.running_as == PREBUILD:
+            self._running_prebuilds += 1
         self._wake()  # the next in line may fit too
 
-    def _release(self):
+    def _release(self, entry):
         self._running -= 1
+        if entry.running_as == PREBUILD:
+            self._running_prebuilds -= 1
         self._wake()
 
     def _wake(self):

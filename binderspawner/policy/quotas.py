@@ -13,6 +13,7 @@ from typing import Optional
 from traitlets import Int
 from traitlets.config import LoggingConfigurable
 
+from binderspawner import messages
 from binderspawner.errors import LaunchError
 
 
@@ -199,3 +200,41 @@ class Quotas(LoggingConfigurable):
             return
         counts = count_servers(hub_spawners(), None, user=user_name, build_only=BUILD_ONLY.user_names())
         check_quota(counts, limits, "")
+
+
+# Prebuilds (builds on push or from CI, nobody waiting): per repository and hub-wide per hour.
+
+class HourlyRate:
+    """How many prebuilds were admitted in the last ``window`` seconds, per repository and in
+    total (pure bookkeeping: the caller passes the time). A prebuild past a limit is refused."""
+
+    def __init__(self, per_repo, total, window=3600.0):
+        self.per_repo = per_repo  # 0/None: no limit
+        self.total = total
+        self.window = window
+        self._admitted = []  # (time, repository), oldest first
+
+    def _expire(self, now):
+        while self._admitted and self._admitted[0][0] <= now - self.window:
+            self._admitted.pop(0)
+
+    def counts(self, repo, now):
+        self._expire(now)
+        return sum(1 for _, r in self._admitted if r == repo), len(self._admitted)
+
+    def refusal(self, repo, now):
+        """Why one more prebuild of ``repo`` is refused (None: admitted), naming the setting."""
+        repo_count, total = self.counts(repo, now)
+        if self.total and total >= self.total:
+            return messages.PREBUILD_QUOTA_TOTAL.format(count=total, limit=self.total)
+        if self.per_repo and repo_count >= self.per_repo:
+            return messages.PREBUILD_QUOTA_REPO.format(repository=repo, count=repo_count, limit=self.per_repo)
+        return None
+
+    def admit(self, repo, now):
+        self._admitted.append((now, repo))
+
+    def retry_after(self, now):
+        """Seconds until the oldest admitted prebuild leaves the window."""
+        self._expire(now)
+        return int(self._admitted[0][0] + self.window - now) + 1 if self._admitted else 1

@@ -58,7 +58,16 @@ def binder_handlers():
         (pushback.ROUTE, pushback.GitRelayHandler),
         (sharing.ROUTE, sharing.GroupShareHandler),
         (sharepage.ROUTE, sharepage.SharePageHandler),
+        *prebuild_handlers(),
     ]
+
+
+def prebuild_handlers():
+    """Push webhooks and the CI prebuild API (web/webhooks.py); imported here, late, because
+    webhooks.py builds on this module."""
+    from binderspawner.web import webhooks
+    return [(webhooks.WEBHOOK_ROUTE, webhooks.WebhookHandler),
+            (webhooks.PREBUILD_ROUTE, webhooks.PrebuildApiHandler)]
 
 
 class BinderHandler(BaseHandler):
