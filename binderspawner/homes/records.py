@@ -17,7 +17,7 @@ import sqlite3
 import time
 
 from jupyterhub import orm
-from sqlalchemy import Column, DateTime, MetaData, String, Table, event, func, insert, select
+from sqlalchemy import Column, DateTime, MetaData, String, Table, event, func, insert, select, text
 
 HOMES_DB = "homes.sqlite"
 SUMMARY = "homes.json"
@@ -126,9 +126,12 @@ def _record_shared(mapper, connection, target):
     spawner_id = target.spawner_id or (target.spawner.id if target.spawner is not None else None)
     if spawner_id is None:
         return
-    table = orm.Spawner.__table__
-    row = connection.execute(select(table.c.state).where(table.c.id == spawner_id)).first()
-    home = home_of(row[0] if row else None)
+    row = connection.execute(text(f"SELECT state FROM {orm.Spawner.__tablename__} WHERE id = :id"),
+                             {"id": spawner_id}).first()  # raw JSON: the ORM's type has no cache key
+    try:
+        home = home_of(json.loads(row[0]) if row and row[0] else None)
+    except (TypeError, ValueError):
+        home = None
     if home is None:
         return
     SHARED_HOMES.create(connection, checkfirst=True)
