@@ -236,3 +236,5 @@ HOME_EVER_SHARED = ("Warning: this home was shared with others (a shared session
                     "(~/.bashrc, ~/.profile, ~/.ipython/profile_default/startup, ~/.jupyter, ~/.local, "
                     "~/.config). Pushing back is turned off for servers on this home; launch with the "
                     "'home' option 'fresh' for a home only you have written.")
+HOME_MERGING_K8S = ("Merging commit {commit} into your home {name} as the server starts; files you changed "
+                    "are kept, and conflicts are listed in BINDER-MERGE-<commit>.md in your home.")

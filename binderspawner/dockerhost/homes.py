@@ -10,7 +10,6 @@ and does nothing else. A new volume is filled by Docker itself (a new named volu
 directory gets that directory's files and owner); the helper then records that commit as the base.
 """
 
-import inspect
 import json
 import time
 
@@ -24,7 +23,6 @@ from binderspawner.homes.records import HomeRecords
 from binderspawner.services.cleanup import LABEL_HUB
 
 MERGE_MOUNT = "/mnt/binder-home"
-MERGE_SOURCE = inspect.getsource(merge)
 LABEL_MERGE = "binderspawner.home.merge"
 
 
@@ -82,7 +80,7 @@ async def run_merge(spawner, settings, home, image, ours, theirs, commit):
         auto_remove=False)
     container = await _docker(
         spawner, "create_container", image, name=name, entrypoint=["python3"],
-        command=["-I", "-c", MERGE_SOURCE, "--ours", ours, "--theirs", theirs, "--commit", commit],
+        command=["-I", "-c", merge.MERGE_SOURCE, "--ours", ours, "--theirs", theirs, "--commit", commit],
         host_config=host, network_disabled=True, environment={},
         labels={LABEL_HUB: spawner.lifecycle.hub_id, LABEL_MERGE: home.name})
     try:

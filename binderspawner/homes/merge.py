@@ -229,5 +229,10 @@ def main(argv):
     return 0
 
 
+MERGE_SOURCE = None  # this file's source, as handed to 'python3 -c' (set below when imported)
+
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+else:
+    with open(__file__) as _f:
+        MERGE_SOURCE = _f.read()
