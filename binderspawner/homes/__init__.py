@@ -167,3 +167,13 @@ def touch(lifecycle_dir, name, log):
         HomeRecords(lifecycle_dir).touch(name)
     except Exception:  # noqa: BLE001 - bookkeeping must not fail a stop
         log.exception("Could not record the use of home %s", name)
+
+
+def form_field(spawner):
+    """The spawn form's 'start fresh' checkbox (HTML), or '' when homes are off."""
+    if not hasattr(spawner, "config") or not PersistentHome(config=spawner.config).enabled:
+        return ""
+    return ('<div class="form-check mb-2"><input class="form-check-input" type="checkbox" id="binder-home-fresh" '
+            'name="home" value="fresh"><label class="form-check-label" for="binder-home-fresh">'
+            'Start with a fresh home: your saved work on this repository is set aside (kept, not '
+            'deleted) and the server starts from the repository as it is.</label></div>')

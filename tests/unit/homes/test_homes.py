@@ -117,3 +117,14 @@ def test_a_shared_home_stays_marked_for_later_servers_on_it():
     assert server_home_ever_shared(db, later) and pushback.ever_shared(db, later)
     orm.ShareCode.new(db, plain, scopes=["access:servers!server=ann/u"])  # no home: nothing recorded
     assert home_ever_shared(db, None) is None
+
+
+def test_the_form_offers_start_fresh_only_with_homes_on():
+    from types import SimpleNamespace
+
+    from binderspawner.homes import form_field
+
+    off = SimpleNamespace(config=Config())
+    on = SimpleNamespace(config=Config({"PersistentHome": {"enabled": True}}))
+    assert form_field(off) == "" and form_field(SimpleNamespace()) == ""
+    assert 'name="home" value="fresh"' in form_field(on)
