@@ -155,9 +155,16 @@ def service_and_role(cleanup):
 def configure(c):
     """Add the cleanup service to the config ``c``, using c.HubCleanup.*."""
     service, role = service_and_role(HubCleanup(config=c))
-    c.JupyterHub.services.append(service)
-    c.JupyterHub.load_roles.append(role)
+    # called again after later settings (c.PersistentHome.*): the service is replaced, not doubled
+    services, roles = _listed(c.JupyterHub.services), _listed(c.JupyterHub.load_roles)
+    c.JupyterHub.services = [s for s in services if s.get("name") != service["name"]] + [service]
+    c.JupyterHub.load_roles = [r for r in roles if r.get("name") != role["name"]] + [role]
     return service
+
+
+def _listed(value):
+    """A list setting as a list, also while it is traitlets' lazy value (after .append in a config)."""
+    return list(value.get_value([]) if hasattr(value, "get_value") else value or [])
 
 
 # pure decisions ---------------------------------------------------------------------------------
