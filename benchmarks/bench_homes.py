@@ -52,6 +52,27 @@ def timed_launch(hub, user, options):
     return elapsed, [e.get("message", "") for e in events]
 
 
+STAMP = r"\[\w (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) "
+
+
+def hub_side_seconds(log_text, user):
+    """Per launch of ``user``: seconds from the spawner's start (JupyterHub's note about user_options)
+    to the container's creation, from the hub log: the part of a launch that persistent homes add to."""
+    from datetime import datetime
+
+    def at(line):
+        return datetime.strptime(re.match(STAMP, line).group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
+
+    spans, begun = [], None
+    for line in log_text.splitlines():
+        if f"unhandled user_options for {user}:" in line and re.match(STAMP, line):
+            begun = at(line)
+        elif begun is not None and re.search(rf"Created container \S+-{user} ", line):
+            spans.append(at(line) - begun)
+            begun = None
+    return spans
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=11, help="cached launches per hub")
@@ -98,7 +119,10 @@ def main():
             hubs["home"].stop_server("bench")
             found = re.findall(r"Merged [0-9a-f]+ into \S+ in ([0-9.]+) s", hubs["home"].log())
             merges.append(float(found[-1]))
+        hub_side = {kind: hub_side_seconds(hubs[kind].log(), "bench")[1:args.n + 1] for kind in hubs}
         result = {
+            "hub_side_home_median": statistics.median(hub_side["home"]),
+            "hub_side_plain_median": statistics.median(hub_side["plain"]),
             "cached_home_median": statistics.median(cached["home"]),
             "cached_plain_median": statistics.median(cached["plain"]),
             "cached_ratio": statistics.median(cached["home"]) / statistics.median(cached["plain"]),
@@ -106,7 +130,7 @@ def main():
             "first_home_median": statistics.median(first["home"]),
             "first_plain_median": statistics.median(first["plain"]),
             "merge_helper_seconds": merges,
-            "cached": cached, "first": first, "n": args.n, "target": TARGET,
+            "cached": cached, "first": first, "hub_side": hub_side, "n": args.n, "target": TARGET,
         }
         print(json.dumps(result, indent=2))
         if args.json:

@@ -17,7 +17,7 @@ import requests
 from binderspawner.homes import LABEL, home_for
 from binderspawner.homes.records import HomeRecords, read_summary
 from binderspawner.services.cleanup import LABEL_HUB, expire_homes
-from tests.e2e.test_lifecycle import wait_for
+from tests.e2e.test_lifecycle import metric, wait_for
 from tests.support import EXAMPLES
 from tests.support.hub import Hub
 
@@ -126,6 +126,7 @@ def test_work_survives_culling_new_commits_and_hub_restarts(homes_hub, git_serve
     note = read_text(hub, "alice", f"BINDER-MERGE-{sha[:7]}.md")
     assert "index.ipynb" in note and beside in note
     assert any("1 file(s) changed both" in m and beside in m for m in messages), messages
+    assert metric(hub, "binderspawner_homes_merges_total", result="conflicts") == 1
     assert not [c for c in docker_client.containers.list(all=True) if c.name.endswith("-home-merge")]
 
     # sharing the server marks the home: later servers on it warn and refuse push-back
@@ -141,6 +142,11 @@ def test_work_survives_culling_new_commits_and_hub_restarts(homes_hub, git_serve
     assert any("as you left them" in m for m in messages), messages
     assert any("was shared with others" in m for m in messages), messages
     assert HomeRecords(os.path.join(hub.dir, "lifecycle")).merged_commit(name) == sha
+    assert metric(hub, "binderspawner_homes_merges_total", result="skipped") >= 1
+    # the cleanup service measured the homes at its pass after the restart
+    wait_for(lambda: (read_summary(os.path.join(hub.dir, "lifecycle")) or {}).get("homes", 0) >= 1, 60,
+             "the cleanup service's homes summary")
+    assert metric(hub, "binderspawner_homes") >= 1 and metric(hub, "binderspawner_homes_bytes") > 0
     hub.stop_server("alice")
 
 
