@@ -154,7 +154,7 @@ def parse_launch_options(options):
     if size is not None and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", size):
         raise LaunchError(f"The size {size!r} is not valid: give one of the sizes this hub offers.",
                           field="size")
-    home = options.get("home")
-    if home not in (None, "", "keep", "fresh", True, False):
-        raise LaunchError(messages.HOME_OPTION_INVALID.format(value=str(home)[:40]), field="home")
-    return LaunchRequest(repo=repo, ref=ref, urlpath=urlpath, size=size, fresh_home=home in ("fresh", True))
+    home = _text(options, "home", 64)
+    if home not in (None, "keep", "fresh"):
+        raise LaunchError(messages.HOME_OPTION_INVALID.format(value=home[:40]), field="home")
+    return LaunchRequest(repo=repo, ref=ref, urlpath=urlpath, size=size, fresh_home=home == "fresh")

@@ -40,7 +40,7 @@ def test_start_fresh_moves_to_the_next_generation_and_keeps_the_old(tmp_path):
 
 
 @pytest.mark.parametrize("value, fresh", [(None, False), ("", False), ("keep", False), ("fresh", True),
-                                          (True, True)])
+                                          (" fresh ", True)])
 def test_the_home_option(value, fresh):
     options = {"repo": "https://example.org/r.git"}
     if value is not None:
