@@ -20,7 +20,6 @@ from binderspawner.errors import LaunchError
 from binderspawner.homes import PersistentHome, budget_refusal, merge, merge_message
 from binderspawner.homes import records as homerecords
 from binderspawner.homes.records import HomeRecords
-from binderspawner.services.cleanup import LABEL_HUB
 
 MERGE_MOUNT = "/mnt/binder-home"
 LABEL_MERGE = "binderspawner.home.merge"
@@ -82,7 +81,9 @@ async def run_merge(spawner, settings, home, image, ours, theirs, commit):
         spawner, "create_container", image, name=name, entrypoint=["python3"],
         command=["-I", "-c", merge.MERGE_SOURCE, "--ours", ours, "--theirs", theirs, "--commit", commit],
         host_config=host, network_disabled=True, environment={},
-        labels={LABEL_HUB: spawner.lifecycle.hub_id, LABEL_MERGE: home.name})
+        # not LABEL_HUB: the cleanup service would take it for an orphaned server's container and
+        # could remove it mid-merge; one a killed hub left is removed by the next launch (by name)
+        labels={LABEL_MERGE: home.name, "binderspawner.home.hub": spawner.lifecycle.hub_id})
     try:
         await _docker(spawner, "start", container["Id"])
         try:
