@@ -5,9 +5,11 @@ One hub for the module (a second, small one for the size-limit refusal); every v
 carries the module's hub id and is removed at the end.
 """
 
+import contextlib
 import json
 import os
 import signal
+import threading
 import uuid
 
 import docker
@@ -94,6 +96,34 @@ def culled(hub, user):
     assert f"Culling server {user} " in hub.log()
 
 
+@contextlib.contextmanager
+def kept_active(hub, *users):
+    """Requests through the proxy every 2 s, so the module's quick culler leaves these servers alone."""
+    stop = threading.Event()
+
+    def poke():
+        while not stop.wait(2):
+            for user in users:
+                try:
+                    hub.server_get(user, "api/status")
+                except requests.RequestException:
+                    pass
+
+    thread = threading.Thread(target=poke, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def stop(hub, user):
+    """Stop the user's server unless the culler did already."""
+    if hub.api("GET", f"/users/{user}").json().get("servers"):
+        hub.stop_server(user)
+
+
 def volumes_of(client, hub_id, user):
     return {v.name: v for v in client.volumes.list(filters={"label": [f"{LABEL_HUB}={hub_id}", f"{LABEL}=1"]})
             if v.attrs["Labels"].get("binderspawner.home.user") == user}
@@ -115,70 +145,73 @@ def test_work_survives_culling_new_commits_and_hub_restarts(homes_hub, git_serve
     theirs["cells"].append({"cell_type": "markdown", "metadata": {}, "source": ["upstream's cell"]})
     sha = git_server.commit(repo, {"index.ipynb": json.dumps(theirs), "notes.txt": "second version\n",
                                    "added.txt": "new in the commit\n"})
-    messages = ready(hub.launch("alice", options)[1])
-    assert volumes_of(docker_client, hub.hub_id, "alice").keys() == {name}
-    assert read_text(hub, "alice", "mywork.txt") == "mine\n"
-    assert "alice's analysis" in read_text(hub, "alice", "index.ipynb"), "her edit was overwritten"
-    beside = f"index.{sha[:7]}.ipynb"
-    assert "upstream's cell" in read_text(hub, "alice", beside)
-    assert read_text(hub, "alice", "notes.txt") == "second version\n"
-    assert read_text(hub, "alice", "added.txt") == "new in the commit\n"
-    note = read_text(hub, "alice", f"BINDER-MERGE-{sha[:7]}.md")
-    assert "index.ipynb" in note and beside in note
-    assert any("1 file(s) changed both" in m and beside in m for m in messages), messages
-    assert metric(hub, "binderspawner_homes_merges_total", result="conflicts") == 1
-    assert not [c for c in docker_client.containers.list(all=True) if c.name.endswith("-home-merge")]
+    with kept_active(hub, "alice"):
+        messages = ready(hub.launch("alice", options)[1])
+        assert volumes_of(docker_client, hub.hub_id, "alice").keys() == {name}
+        assert read_text(hub, "alice", "mywork.txt") == "mine\n"
+        assert "alice's analysis" in read_text(hub, "alice", "index.ipynb"), "her edit was overwritten"
+        beside = f"index.{sha[:7]}.ipynb"
+        assert "upstream's cell" in read_text(hub, "alice", beside)
+        assert read_text(hub, "alice", "notes.txt") == "second version\n"
+        assert read_text(hub, "alice", "added.txt") == "new in the commit\n"
+        note = read_text(hub, "alice", f"BINDER-MERGE-{sha[:7]}.md")
+        assert "index.ipynb" in note and beside in note
+        assert any("1 file(s) changed both" in m and beside in m for m in messages), messages
+        assert metric(hub, "binderspawner_homes_merges_total", result="conflicts") == 1
+        assert not [c for c in docker_client.containers.list(all=True) if c.name.endswith("-home-merge")]
 
-    # sharing the server marks the home: later servers on it warn and refuse push-back
-    hub.ensure_user("bob")
-    r = hub.api("POST", "/shares/alice/", json={"user": "bob"})
-    assert r.status_code in (200, 201), r.text
-    hub.stop_server("alice")
+        # sharing the server marks the home: later servers on it warn and refuse push-back
+        hub.ensure_user("bob")
+        r = hub.api("POST", "/shares/alice/", json={"user": "bob"})
+        assert r.status_code in (200, 201), r.text
+        stop(hub, "alice")
 
     hub.stop()
     hub.start()  # a hub restart: the same volume, no merge for the same commit
-    messages = ready(hub.launch("alice", options)[1])
-    assert read_text(hub, "alice", "mywork.txt") == "mine\n"
-    assert any("as you left them" in m for m in messages), messages
-    assert any("was shared with others" in m for m in messages), messages
-    assert HomeRecords(os.path.join(hub.dir, "lifecycle")).merged_commit(name) == sha
-    assert metric(hub, "binderspawner_homes_merges_total", result="skipped") >= 1
-    # the cleanup service measured the homes at its pass after the restart
-    wait_for(lambda: (read_summary(os.path.join(hub.dir, "lifecycle")) or {}).get("homes", 0) >= 1, 60,
-             "the cleanup service's homes summary")
-    assert metric(hub, "binderspawner_homes") >= 1 and metric(hub, "binderspawner_homes_bytes") > 0
-    hub.stop_server("alice")
+    with kept_active(hub, "alice"):
+        messages = ready(hub.launch("alice", options)[1])
+        assert read_text(hub, "alice", "mywork.txt") == "mine\n"
+        assert any("as you left them" in m for m in messages), messages
+        assert any("was shared with others" in m for m in messages), messages
+        assert HomeRecords(os.path.join(hub.dir, "lifecycle")).merged_commit(name) == sha
+        assert metric(hub, "binderspawner_homes_merges_total", result="skipped") >= 1
+        # the cleanup service measured the homes at its pass after the restart
+        wait_for(lambda: (read_summary(os.path.join(hub.dir, "lifecycle")) or {}).get("homes", 0) >= 1, 60,
+                 "the cleanup service's homes summary")
+        assert metric(hub, "binderspawner_homes") >= 1 and metric(hub, "binderspawner_homes_bytes") > 0
+        stop(hub, "alice")
 
 
 def test_members_never_see_each_others_home_and_can_start_fresh(homes_hub, git_server, repo, docker_client):
     hub, options = homes_hub, {"repo": git_server.url(repo)}
-    ready(hub.launch("carol", options)[1])
-    write_text(hub, "carol", "carol.txt", "carol's\n")
-    ready(hub.launch("dave", options)[1])
-    assert read_text(hub, "dave", "carol.txt") is None
-    carol, dave = volumes_of(docker_client, hub.hub_id, "carol"), volumes_of(docker_client, hub.hub_id, "dave")
-    assert len(carol) == len(dave) == 1 and carol.keys() != dave.keys()
-    (carols,) = docker_client.containers.list(filters={"volume": next(iter(carol))})
-    assert "JUPYTERHUB_USER=carol" in carols.attrs["Config"]["Env"]
+    with kept_active(hub, "carol", "dave"):
+        ready(hub.launch("carol", options)[1])
+        write_text(hub, "carol", "carol.txt", "carol's\n")
+        ready(hub.launch("dave", options)[1])
+        assert read_text(hub, "dave", "carol.txt") is None
+        carol, dave = volumes_of(docker_client, hub.hub_id, "carol"), volumes_of(docker_client, hub.hub_id, "dave")
+        assert len(carol) == len(dave) == 1 and carol.keys() != dave.keys()
+        (carols,) = docker_client.containers.list(filters={"volume": next(iter(carol))})
+        assert "JUPYTERHUB_USER=carol" in carols.attrs["Config"]["Env"]
 
-    # a second server of carol on the same repository is refused while the first runs
-    r, events = hub.launch("carol", options, server="second")
-    assert events and events[-1].get("failed") and "in use by your other server" in events[-1]["message"]
-    hub.api("DELETE", "/users/carol/servers/second", json={"remove": True})
+        # a second server of carol on the same repository is refused while the first runs
+        r, events = hub.launch("carol", options, server="second")
+        assert events and events[-1].get("failed") and "in use by your other server" in events[-1]["message"]
+        hub.api("DELETE", "/users/carol/servers/second", json={"remove": True})
 
-    hub.stop_server("carol")
-    messages = ready(hub.launch("carol", {**options, "home": "fresh"})[1])
-    assert any("Started a fresh home" in m for m in messages), messages
-    assert read_text(hub, "carol", "carol.txt") is None
-    assert read_text(hub, "carol", "index.ipynb") is not None
-    assert len(volumes_of(docker_client, hub.hub_id, "carol")) == 2, "the old home is set aside, not removed"
-    saved = hub.api("GET", "/users/carol").json()["servers"][""]["user_options"]
-    assert "home" not in saved, "a restart must not start fresh again"
-    r, events = hub.launch("carol", {**options, "home": "everything"}, server="third")
-    said = r.text if r.status_code >= 400 else events[-1].get("message", "")
-    assert "'home' option 'everything' is not valid" in said, said
-    for user in ("carol", "dave"):
-        hub.stop_server(user)
+        stop(hub, "carol")
+        messages = ready(hub.launch("carol", {**options, "home": "fresh"})[1])
+        assert any("Started a fresh home" in m for m in messages), messages
+        assert read_text(hub, "carol", "carol.txt") is None
+        assert read_text(hub, "carol", "index.ipynb") is not None
+        assert len(volumes_of(docker_client, hub.hub_id, "carol")) == 2, "the old home is set aside, not removed"
+        saved = hub.api("GET", "/users/carol").json()["servers"][""]["user_options"]
+        assert "home" not in saved, "a restart must not start fresh again"
+        r, events = hub.launch("carol", {**options, "home": "everything"}, server="third")
+        said = r.text if r.status_code >= 400 else events[-1].get("message", "")
+        assert "'home' option 'everything' is not valid" in said, said
+        for user in ("carol", "dave"):
+            stop(hub, user)
 
 
 def test_expiry_removes_only_unused_expired_homes(homes_hub, docker_client):
