@@ -212,7 +212,7 @@ HOME_BUDGET_FULL = ("Your work on this repository cannot get a persistent home n
 HOME_BUDGET_UNMEASURED = ("Your work on this repository cannot get a persistent home now: the hub has a "
                           "budget for homes (c.PersistentHome.total_budget) but the cleanup service has "
                           "not measured them yet. Ask the hub admin to run the cleanup service "
-                          "(binderspawner.cleanup.configure(c)), or try again in a few minutes.")
+                          "(binderspawner.services.cleanup.configure(c)), or try again in a few minutes.")
 HOME_SIZE_UNSUPPORTED = ("This hub is set to limit each persistent home to {size} "
                          "(c.PersistentHome.size_limit) but its volume driver {driver!r} cannot: {reason}. "
                          "No home is made without its limit; the hub admin must fix the storage or "
