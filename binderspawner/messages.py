@@ -309,3 +309,38 @@ PREBUILD_DROPPED = "The prebuild was dropped: a newer commit was pushed to its b
 PREBUILD_NO_TOKEN = "Send a hub API token with the {scope} scope: 'Authorization: token <token>'."
 PREBUILD_NO_SCOPE = ("This token lacks the {scope} scope that prebuilds need (give it with a role; see "
                      "binderspawner.prebuild.configure).")
+# --- persistent homes (binderspawner/homes) ------------------------------------------------------
+HOME_OPTION_INVALID = ("The 'home' option {value!r} is not valid: give 'fresh' to start this repository "
+                       "with a new home (your current one is set aside), or leave it out.")
+HOME_BUDGET_FULL = ("Your work on this repository cannot get a persistent home now: this hub's homes "
+                    "use {used:.1f} GiB, its budget is {budget} (c.PersistentHome.total_budget). "
+                    "Ask the hub admin to raise the budget or remove unused homes.")
+HOME_BUDGET_UNMEASURED = ("Your work on this repository cannot get a persistent home now: the hub has a "
+                          "budget for homes (c.PersistentHome.total_budget) but the cleanup service has "
+                          "not measured them yet. Ask the hub admin to run the cleanup service "
+                          "(binderspawner.services.cleanup.configure(c)), or try again in a few minutes.")
+HOME_SIZE_UNSUPPORTED = ("This hub is set to limit each persistent home to {size} "
+                         "(c.PersistentHome.size_limit) but its volume driver {driver!r} cannot: {reason}. "
+                         "No home is made without its limit; the hub admin must fix the storage or "
+                         "unset c.PersistentHome.size_limit.")
+HOME_IN_USE = ("Your home for this repository is in use by your other server {other!r}: one server at "
+               "a time works on it. Stop that server first, or launch with the 'home' option 'fresh'.")
+HOME_NEW = "Your work on this repository is kept in a persistent home ({name}); it survives this session."
+HOME_KEPT = "Your persistent home for this repository ({name}) is mounted: your files are as you left them."
+HOME_FRESH = ("Started a fresh home for this repository ({name}). Your previous home {old} is set aside, "
+              "untouched; it is removed after {days:g} days unused (ask the hub admin to get it back).")
+HOME_MERGED = ("Merged commit {commit} into your home: {taken} file(s) updated or added, {deleted} removed; "
+               "files you changed were kept.")
+HOME_CONFLICTS = ("{count} file(s) changed both in your home and in the commit; yours were kept: {files}. "
+                  "See {note} in your home.")
+HOME_SKIPPED = "Not merged (left as they were): {files}."
+HOME_MERGE_FAILED = ("Your home could not be merged with commit {commit}: {reason}. Your files are kept "
+                     "as they were; the commit's new files are not in your home (launch with the 'home' "
+                     "option 'fresh' for a clean copy).")
+HOME_EVER_SHARED = ("Warning: this home was shared with others (a shared session of it, on {when}). "
+                    "Anyone you shared with could have changed files that run when your server starts "
+                    "(~/.bashrc, ~/.profile, ~/.ipython/profile_default/startup, ~/.jupyter, ~/.local, "
+                    "~/.config). Pushing back is turned off for servers on this home; launch with the "
+                    "'home' option 'fresh' for a home only you have written.")
+HOME_MERGING_K8S = ("Merging commit {commit} into your home {name} as the server starts; files you changed "
+                    "are kept, and conflicts are listed in BINDER-MERGE-<commit>.md in your home.")

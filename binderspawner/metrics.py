@@ -38,6 +38,15 @@ CACHE_IMAGES = Gauge("binderspawner_image_cache_images", "Built images of this h
 CACHE_BYTES = Gauge("binderspawner_image_cache_bytes", "Bytes only this hub's built images use "
                     "(Docker's size minus shared size), as of the cleanup service's last pass")
 
+# persistent homes (binderspawner/homes): merges in the hub, the rest from the cleanup service's summary
+HOME_MERGES = Counter("binderspawner_homes_merges", "Starts with a persistent home, by what the start did to "
+                      "it: new, skipped (same commit), clean, conflicts, failed", ["result"])
+HOMES = Gauge("binderspawner_homes", "Persistent home volumes of this hub, as of the cleanup service's last pass")
+HOMES_BYTES = Gauge("binderspawner_homes_bytes", "Bytes the persistent homes use (Docker's volume usage), as of "
+                    "the cleanup service's last pass; NaN where not measurable")
+HOMES_EXPIRED = Gauge("binderspawner_homes_expired", "Homes the cleanup service removed as expired "
+                      "(c.PersistentHome.expire_days), counted since its summary file was made")
+
 
 def bind_gauges(lifecycle_dir, queue_length):
     """Gauges read on scrape: the queue from ``queue_length()`` (this process's build queue), the
@@ -51,6 +60,15 @@ def bind_gauges(lifecycle_dir, queue_length):
         except (OSError, ValueError, KeyError):
             return float("nan")
 
+    def homes(key):
+        from binderspawner.homes.records import read_summary
+
+        value = (read_summary(lifecycle_dir) or {}).get(key)
+        return float(value) if isinstance(value, (int, float)) and value >= 0 else float("nan")
+
     BUILD_QUEUE_LENGTH.set_function(queue_length)
+    HOMES.set_function(lambda: homes("homes"))
+    HOMES_BYTES.set_function(lambda: homes("bytes"))
+    HOMES_EXPIRED.set_function(lambda: homes("expired"))
     CACHE_IMAGES.set_function(lambda: cache("images"))
     CACHE_BYTES.set_function(lambda: cache("bytes"))

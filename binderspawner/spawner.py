@@ -16,7 +16,7 @@ import time
 from traitlets import Int, List, Type, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
-from binderspawner import launcher, metrics, state
+from binderspawner import homes, launcher, metrics, state
 from binderspawner.auth import pushback
 from binderspawner.auth.pushback import PushBack
 from binderspawner.builders import Builder, Repo2DockerBuilder
@@ -217,6 +217,7 @@ class BinderSpawner(BinderSpawnerMixin):
             self.launch_state = {"phase": "starting", **launch.state}
             if launch.request.urlpath:
                 self.default_url = "/" + launch.request.urlpath
+            await self.prepare_server(launch)
             result = await super().start()
         except BaseException as e:
             metrics.LAUNCHES.labels(image=kind, status="failure").inc()
@@ -227,7 +228,27 @@ class BinderSpawner(BinderSpawnerMixin):
         metrics.LAUNCH_DURATION.labels(image=kind).observe(time.monotonic() - started)
         return result
 
+    async def prepare_server(self, launch):
+        """After the image is found or built, before the backend starts the server: a backend's
+        own preparation (persistent homes, homes/). Nothing by default."""
+
+    @property
+    def home_fresh(self):
+        """Does this launch ask for a fresh persistent home ('home': 'fresh')? Asked once: the
+        option is dropped from the saved user_options (JupyterHub reuses them for a restart)."""
+        return bool(self.launch and self.launch.request.fresh_home)
+
+    def forget_fresh_home_option(self):
+        options = {k: v for k, v in (self.user_options or {}).items() if k != "home"}
+        self.user_options = options
+        if getattr(self, "orm_spawner", None) is not None:
+            self.orm_spawner.user_options = options
+            state.save_now(self)
+
     async def stop(self, now=False):
+        home = (self.launch_state or {}).get("home")
+        if home:
+            homes.touch(self.lifecycle.lifecycle_dir, home, self.log)
         orm_spawner = getattr(self, "orm_spawner", None)
         if orm_spawner is not None:
             metrics.SERVER_STOPS.labels(reason=culling.stop_reason_for(

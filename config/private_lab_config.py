@@ -63,3 +63,18 @@ c.JupyterHub.load_roles.append(
 # True lets members push commits from their own, unshared server with their own token, fetched from
 # the hub per push; turned off for a server while it is shared.
 c.PushBack.enabled = False
+
+# --- Persistent homes: members' work survives culling, restarts and new commits ---------------------
+# One Docker volume per member and repository over the image's home (where the repository is):
+# edits and new files are kept; a newer commit's files are merged in at start without network or
+# credentials, never overwriting a member's changes (conflicts are written beside, listed in
+# BINDER-MERGE-<sha>.md and on the progress page). "Start fresh" on the spawn form (or the option
+# {"home": "fresh"}) sets the old home aside. Homes unused for expire_days are removed by the
+# cleanup service. Docker's local volumes on ext4 cannot be size-limited, so no size_limit is set
+# here (set one only on xfs with pquota, or with a driver that enforces it; else launches are refused).
+c.PersistentHome.enabled = True
+c.PersistentHome.expire_days = 60
+c.PersistentHome.total_budget = ""  # e.g. "500G": new homes are refused beyond it
+from binderspawner.services import cleanup  # noqa: E402
+
+cleanup.configure(c)  # again: the cleanup service now expires and measures homes too

@@ -70,7 +70,12 @@ def _record(connection, spawner_id, orm_spawner):
 
 
 def ever_shared(db, orm_spawner):
-    """Shared now (with a user or group, or by a share code), or at any time since it was made."""
+    """Shared now (with a user or group, or by a share code), or at any time since it was made, or
+    running on a persistent home that was ever shared (homes/records.py: the record follows the home)."""
+    from binderspawner.homes.records import server_home_ever_shared
+
+    if server_home_ever_shared(db, orm_spawner):
+        return True
     if (db.query(orm.Share).filter_by(spawner_id=orm_spawner.id).first()
             or db.query(orm.ShareCode).filter_by(spawner_id=orm_spawner.id).first()):
         return True

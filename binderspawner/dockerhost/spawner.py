@@ -6,7 +6,8 @@ import inspect
 from dockerspawner import DockerSpawner
 from traitlets import default
 
-from binderspawner.dockerhost import fence, limits, startup
+from binderspawner.dockerhost import fence, homes, limits, startup
+from binderspawner.homes import PersistentHome
 from binderspawner.policy.resources import ResourcePolicy
 from binderspawner.services.cleanup import LABEL_HUB
 from binderspawner.spawner import BinderSpawner
@@ -16,6 +17,7 @@ class DockerBinderSpawner(BinderSpawner, DockerSpawner):
     """Binder launches on one Docker host."""
 
     cpu_limit_task = None  # applying the CPU limit after ResourcePolicy.startup_cpu_grace
+    home_mount = None  # (volume, path) of this launch's persistent home (c.PersistentHome)
 
     @default("remove")
     def _default_remove(self):
@@ -28,6 +30,15 @@ class DockerBinderSpawner(BinderSpawner, DockerSpawner):
         # with ResourcePolicy.startup_cpu_grace only
         self.cpu_limit_task = limits.limit_cpu_when_up(self, started, self.resources.cpu_limit)
         return started
+
+    async def prepare_server(self, launch):
+        self.home_mount = None
+        if PersistentHome(parent=self).enabled:
+            home, path = await homes.prepare(self, launch, self.progress_log.report)
+            self.home_mount = (home.name, path)
+            self.launch_state = {**self.launch_state, "home": home.name}
+            if launch.request.fresh_home:
+                self.forget_fresh_home_option()
 
     async def poll(self):
         status = await super().poll()
@@ -60,6 +71,10 @@ class DockerBinderSpawner(BinderSpawner, DockerSpawner):
         await limits.check_writable_layer(self, resources)
         await fence.ensure_server_egress(self)  # fails closed: no rules, no container
         configured_create, configured_host = self.extra_create_kwargs, self.extra_host_config
+        configured_volumes = self.volumes
+        if self.home_mount:  # through DockerSpawner's own volumes, for this container only
+            volume, path = self.home_mount
+            self.volumes = {**configured_volumes, volume: {"bind": path, "mode": "rw"}}
         create = await self._evaluated(configured_create)
         host = await self._evaluated(configured_host)
         create.setdefault("labels", {}).update(self.launch.labels if self.launch else {})
@@ -74,3 +89,4 @@ class DockerBinderSpawner(BinderSpawner, DockerSpawner):
             return await super().create_object()
         finally:
             self.extra_create_kwargs, self.extra_host_config = configured_create, configured_host
+            self.volumes = configured_volumes

@@ -189,3 +189,54 @@ def resource_traits(resources, extra_resource_limits=None):
     traits = kubespawner_traits(resources)
     traits["extra_resource_limits"] = {**(extra_resource_limits or {}), **traits["extra_resource_limits"]}
     return traits
+
+
+# persistent homes (homes/): kubespawner's own storage settings, one PVC per member and repository
+
+HOME_VOLUME = "binder-home"
+HOME_MERGE_MOUNT = "/mnt/binder-home"
+
+
+def _literal(value):
+    """``value`` with kubespawner's template braces escaped: it expands {username} & co. in its
+    storage and volume settings, and these values come from users and repositories."""
+    if isinstance(value, str):
+        return value.replace("{", "{{").replace("}", "}}")
+    if isinstance(value, list):
+        return [_literal(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _literal(v) for k, v in value.items()}
+    return value
+
+
+def home_storage(home, mount_path, capacity, merge=None):
+    """kubespawner trait values (pure) for a launch with ``home`` (homes.Home) mounted at
+    ``mount_path``: its PVC (labels that are valid label values, the rest as annotations), the
+    volume and mount, and, when ``merge`` = (image, commit, source) is given, an init container from
+    the launch's image that merges the commit into the home (homes/merge.py, no service account
+    token, no capabilities, none of the server's environment)."""
+    labels, annotations = split_metadata(home.labels)
+    traits = {
+        "pvc_name": home.name,
+        "storage_pvc_ensure": True,
+        "storage_capacity": capacity,
+        "storage_extra_labels": labels,
+        "storage_extra_annotations": annotations,
+        "volumes": [{"name": HOME_VOLUME, "persistentVolumeClaim": {"claimName": home.name}}],
+        "volume_mounts": [{"name": HOME_VOLUME, "mountPath": mount_path}],
+        "init_containers": [],
+    }
+    if merge is not None:
+        image, commit, source = merge
+        traits["init_containers"] = [{
+            "name": "binder-home-merge",
+            "image": image,
+            "command": ["python3", "-I", "-c", source, "--ours", HOME_MERGE_MOUNT, "--theirs", mount_path,
+                        "--commit", commit],
+            "volumeMounts": [{"name": HOME_VOLUME, "mountPath": HOME_MERGE_MOUNT}],
+            "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                                "readOnlyRootFilesystem": True},
+            "resources": {"limits": {"cpu": "1", "memory": "512Mi"},
+                          "requests": {"cpu": "100m", "memory": "128Mi"}},
+        }]
+    return _literal(traits)

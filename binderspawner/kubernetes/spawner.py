@@ -16,6 +16,10 @@ from kubespawner.clients import shared_client
 from kubespawner.slugs import is_valid_label
 from traitlets import Dict, Int, default
 
+from binderspawner import messages
+from binderspawner.errors import LaunchError
+from binderspawner.homes import PersistentHome, budget_refusal, merge
+from binderspawner.homes import records as homerecords
 from binderspawner.web import form
 from binderspawner.policy.egress import EgressPolicy
 from binderspawner.spawner import BinderSpawner
@@ -118,6 +122,59 @@ class KubeBinderSpawner(BinderSpawner, KubeSpawner):
         # values): the launch's limits are the profile's, then the policy's on top, as on Docker.
         await KubeSpawner.load_user_options(self)
         return await super().start()
+
+    # persistent homes: kubespawner's storage settings, per launch -----------------------------------
+
+    _configured_storage = None  # the admin's values of the storage traits, added to per launch
+
+    async def prepare_server(self, launch):
+        settings = PersistentHome(parent=self)
+        names = ("pvc_name", "storage_pvc_ensure", "storage_capacity", "storage_extra_labels",
+                 "storage_extra_annotations", "volumes", "volume_mounts", "init_containers")
+        if self._configured_storage is None:
+            self._configured_storage = {name: getattr(self, name) for name in names}
+        for name, value in self._configured_storage.items():
+            setattr(self, name, value)
+        if not settings.enabled:
+            return
+        store = homerecords.HomeRecords(self.lifecycle.lifecycle_dir)
+        home, old = homerecords.choose(store, settings, self.lifecycle.hub_id, self.user.name,
+                                       launch.quota_key, fresh=launch.request.fresh_home)
+        known = home.name in store.last_used()
+        if not known:
+            problem = budget_refusal(settings.total_budget, homerecords.measured_bytes(self.lifecycle.lifecycle_dir))
+            if problem:
+                raise LaunchError(problem, status=507)
+        commit = launch.resolved.version
+        needs_merge = store.merged_commit(home.name) != commit
+        traits = objects.home_storage(home, settings.mount_path or "/home/jovyan",
+                                      settings.size_limit or "10Gi",
+                                      (launch.image, commit, merge.MERGE_SOURCE) if needs_merge else None)
+        for name, value in traits.items():
+            configured = self._configured_storage[name]
+            if isinstance(value, list):
+                value = [*(configured or []), *value]
+            elif isinstance(value, dict):
+                value = {**(configured or {}), **value}
+            setattr(self, name, value)
+        store.used(home)
+        store.merged(home.name, commit)  # the init container merges; its result is in the home's note file
+        if old is not None:
+            store.set_generation(home.user, home.repository, home.generation)
+            self.progress_log.report(messages.HOME_FRESH.format(name=home.name, old=old.name,
+                                                                days=settings.expire_days))
+            self.forget_fresh_home_option()
+        shared = homerecords.home_ever_shared(self.db, home.name) if getattr(self, "db", None) else None
+        if shared:
+            self.progress_log.report(messages.HOME_EVER_SHARED.format(
+                when=shared if not isinstance(shared, bool) else "an earlier day"))
+        if not known:
+            self.progress_log.report(messages.HOME_NEW.format(name=home.name))
+        elif needs_merge:
+            self.progress_log.report(messages.HOME_MERGING_K8S.format(commit=commit[:12], name=home.name))
+        else:
+            self.progress_log.report(messages.HOME_KEPT.format(name=home.name))
+        self.launch_state = {**self.launch_state, "home": home.name}
 
     # egress policy lifecycle ----------------------------------------------------------------------
 

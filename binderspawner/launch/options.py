@@ -17,7 +17,8 @@ MAX_REF_LENGTH = 255
 MAX_URLPATH_LENGTH = 1024
 
 # "size" picks one of the admin's sizes; policy.py validates it (ResourcePolicy.sizes).
-KNOWN_OPTIONS = ("repo", "ref", "urlpath", "size")
+# "home": "fresh" starts a new persistent home (homes/, c.PersistentHome), setting the old one aside.
+KNOWN_OPTIONS = ("repo", "ref", "urlpath", "size", "home")
 
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
 _URLPATH_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -36,6 +37,7 @@ class LaunchRequest:
     ref: Optional[str] = None
     urlpath: str = ""
     size: Optional[str] = None  # a name from ResourcePolicy.sizes (checked there)
+    fresh_home: bool = False  # start over with a new persistent home (the old one is kept aside)
 
 
 def _text(options, key, max_length):
@@ -152,4 +154,7 @@ def parse_launch_options(options):
     if size is not None and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", size):
         raise LaunchError(f"The size {size!r} is not valid: give one of the sizes this hub offers.",
                           field="size")
-    return LaunchRequest(repo=repo, ref=ref, urlpath=urlpath, size=size)
+    home = _text(options, "home", 64)
+    if home not in (None, "keep", "fresh"):
+        raise LaunchError(messages.HOME_OPTION_INVALID.format(value=home[:40]), field="home")
+    return LaunchRequest(repo=repo, ref=ref, urlpath=urlpath, size=size, fresh_home=home == "fresh")

@@ -17,6 +17,8 @@ never block the hub's event loop. It runs one pass at start and then every ``int
    named anywhere else.
 3. containers labelled with this hub's id whose server no longer exists in the hub.
 4. built images, least recently launched first, beyond the cache's disk budget.
+5. persistent homes (c.PersistentHome) unused for ``expire_days``, oldest first, never one a
+   container mounts; it measures the homes for the metrics and the budget (homes.json).
 
 Everything is selected by this hub's id label/environment, so other hubs on the engine (and
 concurrent test runs) are never touched. A failed hub API call skips container removal for that pass.
@@ -138,6 +140,11 @@ def service_and_role(cleanup):
     command = [sys.executable, "-m", "binderspawner.services.cleanup", "--hub-id", cleanup.hub_id,
                "--lifecycle-dir", cleanup.lifecycle_dir, "--interval", str(cleanup.interval),
                "--image-cache-budget", cleanup.image_cache_budget, "--grace", str(cleanup.grace)]
+    from binderspawner.homes import PersistentHome
+
+    homes = PersistentHome(config=cleanup.config)
+    if homes.enabled:
+        command += ["--homes-expire-days", str(homes.expire_days)]
     environment = {k: os.environ[k] for k in ("DOCKER_HOST", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY")
                    if k in os.environ}
     service = {"name": cleanup.name, "command": command, "environment": environment}
@@ -148,9 +155,16 @@ def service_and_role(cleanup):
 def configure(c):
     """Add the cleanup service to the config ``c``, using c.HubCleanup.*."""
     service, role = service_and_role(HubCleanup(config=c))
-    c.JupyterHub.services.append(service)
-    c.JupyterHub.load_roles.append(role)
+    # called again after later settings (c.PersistentHome.*): the service is replaced, not doubled
+    services, roles = _listed(c.JupyterHub.services), _listed(c.JupyterHub.load_roles)
+    c.JupyterHub.services = [s for s in services if s.get("name") != service["name"]] + [service]
+    c.JupyterHub.load_roles = [r for r in roles if r.get("name") != role["name"]] + [role]
     return service
+
+
+def _listed(value):
+    """A list setting as a list, also while it is traitlets' lazy value (after .append in a config)."""
+    return list(value.get_value([]) if hasattr(value, "get_value") else value or [])
 
 
 # pure decisions ---------------------------------------------------------------------------------
@@ -326,6 +340,49 @@ def collect_images(client, hub_id, lifecycle_dir, budget_bytes, grace):
     return removed
 
 
+def _created(volume):
+    """A volume's CreatedAt (RFC 3339) as seconds since the epoch; now when unreadable."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(volume.get("CreatedAt")).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return time.time()
+
+
+def expire_homes(client, hub_id, lifecycle_dir, expire_days, now=None):
+    """Remove this hub's home volumes unused for ``expire_days`` (none mounted by any container),
+    oldest first; measure the rest (homes.json, for the metrics and the budget). The removed names."""
+    from binderspawner.homes import LABEL, StoredHome, plan_expiry
+    from binderspawner.homes.records import HomeRecords, write_summary
+
+    filters = {"label": [f"{LABEL_HUB}={hub_id}", f"{LABEL}=1"]}
+    volumes = client.api.volumes(filters=filters).get("Volumes") or []
+    store = HomeRecords(lifecycle_dir)
+    used = store.last_used()
+    sizes = {v["Name"]: (v.get("UsageData") or {}).get("Size", -1)
+             for v in client.df().get("Volumes") or [] if v.get("Name")}
+    homes = []
+    for volume in volumes:
+        name = volume["Name"]
+        in_use = bool(client.api.containers(all=True, filters={"volume": name}))
+        homes.append(StoredHome(name, used.get(name) or _created(volume), in_use, sizes.get(name, -1)))
+    removed = []
+    for home in plan_expiry(homes, now or time.time(), expire_days):
+        try:
+            client.api.remove_volume(home.name)
+        except docker.errors.APIError as e:  # mounted meanwhile: kept
+            log.info("Kept home %s: %s", home.name, e)
+            continue
+        removed.append(home.name)
+        log.info("Removed home %s, unused since %s", home.name, time.ctime(home.last_used))
+    store.forget(removed)
+    kept = [h for h in homes if h.name not in removed]
+    measurable = all(h.size >= 0 for h in kept)
+    write_summary(lifecycle_dir, len(kept), sum(h.size for h in kept) if measurable else -1, len(removed))
+    return removed
+
+
 def run_pass(client, args, hub_pid, api_url, token):
     kill_orphan_builds(args.lifecycle_dir, hub_pid)
     remove_build_scratch(args.lifecycle_dir, hub_pid)
@@ -334,6 +391,8 @@ def run_pass(client, args, hub_pid, api_url, token):
     except requests.RequestException as e:
         log.warning("Hub API not reachable (%s); no container removed in this pass", e)
     collect_images(client, args.hub_id, args.lifecycle_dir, parse_size(args.image_cache_budget), args.grace)
+    if args.homes_expire_days is not None:
+        expire_homes(client, args.hub_id, args.lifecycle_dir, args.homes_expire_days)
 
 
 def main(argv=None):
@@ -344,6 +403,8 @@ def main(argv=None):
     parser.add_argument("--image-cache-budget", default="50G")
     parser.add_argument("--grace", type=float, default=600)
     parser.add_argument("--once", action="store_true")
+    parser.add_argument("--homes-expire-days", type=float, default=None,
+                        help="persistent homes are on: expire those unused this long (0: never)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s")
     os.makedirs(args.lifecycle_dir, exist_ok=True)

@@ -56,9 +56,12 @@ def render_form(spawner):
     base = getattr(getattr(spawner, "hub", None), "base_url", None) or "/hub/"
     user = getattr(getattr(spawner, "user", None), "name", None)
     error = _errors.pop(user, None) if user else None
+    from binderspawner.homes import form_field as home_field  # persistent homes' 'start fresh'
+
     return _templates.get_template("binder_form.html").render(
         base=base.rstrip("/") + "/", error_json=json.dumps(error), grammar=grammar_for(spawner),
-        max_lengths={"repo": MAX_REPO_LENGTH, "ref": MAX_REF_LENGTH, "urlpath": MAX_URLPATH_LENGTH})
+        max_lengths={"repo": MAX_REPO_LENGTH, "ref": MAX_REF_LENGTH, "urlpath": MAX_URLPATH_LENGTH}
+    ) + home_field(spawner)
 
 
 def with_field_html(error, values):
