@@ -201,3 +201,14 @@ def lfs_not_fetched(repository, reason):
         f"The Git LFS files of {repository} could not be downloaded, so they hold LFS pointer text "
         "instead of their content: check that the LFS server is reachable and the files were pushed "
         "to it (git lfs push --all).", reason)
+
+
+# -- envkey: environment images and content layers (builders/envkey.py, builders/contentlayer.py)
+ENVKEY_WHOLE_REPOSITORY = ("Building the whole repository with repo2docker, not an environment image "
+                           "plus its files: {reason}.")
+ENVKEY_IMAGE = "Environment image {image}, keyed by: {files} and the hub's build settings."
+ENVKEY_BUILDING = "Building the environment image {image} (once for every commit with these files)."
+ENVKEY_BUILT = "Built the environment image {image}."
+ENVKEY_FOUND = "Found the environment image {image}: no environment build for this commit."
+ENVKEY_CONTENT = "Adding the repository's files to the environment image: {image}"
+ENVKEY_CONTENT_FAILED = "Adding the repository's files to make {image} failed: {error}"

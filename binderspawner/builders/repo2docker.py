@@ -15,6 +15,7 @@ from traitlets import Bool, Dict, Float, List, TraitError, Unicode, default, val
 
 from binderspawner import messages
 from binderspawner.builders import checkout as checkouts
+from binderspawner.builders import contentlayer
 from binderspawner.builders.environment import EnvironmentRefused, Policy, decide
 from binderspawner.dockerhost import fence
 from binderspawner.errors import BuildFailed, RepositoryRefused
@@ -110,6 +111,17 @@ class Repo2DockerBuilder(Repo2DockerBase):
         help="""When an image is not on this Docker engine, ask its registry (HTTP API v2) before
         building; if the registry has it, nothing is built and the spawner pulls it. Use with push
         and an image_prefix naming the registry.""",
+    ).tag(config=True)
+
+    environment_images = Bool(
+        True,
+        help="""Build each environment once and each commit as a thin layer on it: commits whose
+        environment files are identical (builders/envkey.py: requirements, runtime.txt, apt.txt,
+        start, Pipfile(.lock), the binder directory, and this hub's base image, server
+        requirements, indexes and CA bundle) share one '<repository>:env-<key>' image, and a
+        content-only commit adds its files to it in about a second. Repositories whose build may
+        read any file (Dockerfile, postBuild, setup.py or an installable pyproject.toml) are
+        always built whole by repo2docker. False: every commit is a full repo2docker build.""",
     ).tag(config=True)
 
     _client = None
@@ -262,12 +274,16 @@ class Repo2DockerBuilder(Repo2DockerBase):
         try:
             if checkout is not None:
                 environment = await self.prepare(request, checkout, emit)
-            await self._run_repo2docker(request, emit, checkout, environment)
+                if self.environment_images and await contentlayer.build_keyed(
+                        self, request, emit, checkout, environment):
+                    return
+            await self.run_repo2docker(request, emit, checkout, environment)
         finally:
             if checkout is not None:
                 checkouts.remove_checkout(checkout)
 
-    async def _run_repo2docker(self, request, emit, checkout, environment):
+    async def run_repo2docker(self, request, emit, checkout, environment):
+        """repo2docker on ``checkout`` (None: its own clone), building ``request.image``."""
         source = request.resolved.source
         await fence.ensure_build_egress(self)  # fails closed: no build without its rules
         home = tempfile.mkdtemp(prefix="home-", dir=request.env.get("TMPDIR"))  # root's, mode 0700
