@@ -3,9 +3,10 @@
 For a commit whose environment has a key (builders/envkey.py), the environment image is built once
 per key by repo2docker, from a copy of the checkout holding only the key's files (so nothing else of
 the first commit can end up in it), and named ``<repository>:env-<key>`` (launch/images.py). Each
-commit's launch image is then ``FROM`` that image plus one ``COPY`` of the checkout into $REPO_DIR,
-owned by the image's user, with .dockerignore/.containerignore applied as repo2docker applies them:
-a content-only commit costs a clone and a layer, not a repo2docker run. Builds of one key are
+commit's launch image is then that image plus one layer holding the checkout in $REPO_DIR, owned by
+the image's user (what repo2docker's ``COPY --chown`` makes), .dockerignore/.containerignore
+applied as repo2docker applies them: a content-only commit costs a clone and a layer, not a
+repo2docker run. Builds of one key are
 de-duplicated like builds of one image; the launch build that asked first holds the queue slot.
 """
 
@@ -26,7 +27,6 @@ from binderspawner.builders import envkey
 from binderspawner.builders.base import BuildRequest
 from binderspawner.builders.queue import BuildQueue
 from binderspawner.builders.registry import RegistryClient, parse_image
-from binderspawner.dockerhost import fence
 from binderspawner.errors import BuildFailed
 from binderspawner.launch.images import environment_reference
 from binderspawner.services.cleanup import LABEL_HUB
@@ -103,12 +103,11 @@ def hub_settings(builder, environment, base_image_id):
             "versions": [binderspawner.__version__, repo2docker.__version__, sources.hexdigest()]}
 
 
-def content_dockerfile(environment_image, repo_dir, user_id):
-    """The launch image's Dockerfile (pure): the environment image plus the checkout."""
+def check_repo_dir(environment_image, repo_dir):
+    """$REPO_DIR of the environment image, where the files go: an absolute plain path."""
     if not _REPO_DIR.match(repo_dir) or ".." in repo_dir.split("/"):
         raise BuildFailed(f"The environment image {environment_image} has an unusable REPO_DIR {repo_dir!r}.")
-    uid = int(user_id)
-    return f"FROM {environment_image}\nCOPY --chown={uid}:{uid} src/ {repo_dir.rstrip('/')}/\n"
+    return repo_dir
 
 
 def ignore_patterns(root, binder_dir):
@@ -122,9 +121,10 @@ def ignore_patterns(root, binder_dir):
     return patterns
 
 
-def content_context(root, dockerfile, patterns, user_id):
-    """The build context: the Dockerfile and the checkout under src/ (links stay links), as
-    repo2docker sends it."""
+def content_archive(root, patterns, user_id):
+    """The checkout as a tar of paths relative to $REPO_DIR, every entry owned by the image's user
+    (links stay links), without what .dockerignore/.containerignore exclude: what repo2docker's
+    ``COPY --chown`` of the repository puts there."""
     buffer = io.BytesIO()
 
     def owner(info):
@@ -133,19 +133,9 @@ def content_context(root, dockerfile, patterns, user_id):
         return info
 
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        data = dockerfile.encode("utf-8")
-        info = tarfile.TarInfo("Dockerfile")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-        items = sorted(exclude_paths(root, patterns))
-        if not items:
-            info = tarfile.TarInfo("src")
-            info.type = tarfile.DIRTYPE
-            tar.addfile(owner(info))
-        for item in items:
-            tar.add(os.path.join(root, item), f"src/{item}", recursive=False, filter=owner)
-    buffer.seek(0)
-    return buffer
+        for item in sorted(exclude_paths(root, patterns)):
+            tar.add(os.path.join(root, item), item, recursive=False, filter=owner)
+    return buffer.getvalue()
 
 
 def repo_dir_of(attrs):
@@ -230,6 +220,8 @@ async def build_environment(builder, request, env_image, key, reads, checkout, e
         key_only_copy(checkout, reads.paths, environment.binder_dir, only)
         labels = {k: v for k, v in request.labels.items() if k in _ENV_LABELS}
         labels.update({"binderspawner.image": env_image, LABEL_ENVIRONMENT: key})
+        builder.log.info("Building environment image %s from %s at %s", env_image,
+                         request.resolved.source.display_name, request.resolved.version)
         emit("building", messages.ENVKEY_BUILDING.format(image=env_image))
         await builder.run_repo2docker(BuildRequest(env_image, request.resolved, labels, request.env),
                                       emit, only, environment)
@@ -238,37 +230,30 @@ async def build_environment(builder, request, env_image, key, reads, checkout, e
 
 
 async def build_content_image(builder, request, env_image, key, checkout, environment, emit):
-    """``FROM env_image`` + the checkout in $REPO_DIR, through the engine's builder (no RUN step:
-    it runs nothing of the repository, with no network)."""
-    await fence.ensure_build_egress(builder)
-    client = builder.docker_client()
-    attrs = (await _thread(client.images.get, env_image)).attrs
-    dockerfile = content_dockerfile(env_image, repo_dir_of(attrs), builder.user_id)
-    context = content_context(checkout, dockerfile, ignore_patterns(checkout, environment.binder_dir),
-                              builder.user_id)
+    """``env_image`` + the checkout in $REPO_DIR as one layer: a container made from the
+    environment image (never started, no network) receives the files and is committed with the
+    launch's labels. Nothing of the repository runs, so no build fence is needed."""
+    client = builder.docker_client().api
+    attrs = await _thread(client.inspect_image, env_image)
+    repo_dir = check_repo_dir(env_image, repo_dir_of(attrs))
+    archive = content_archive(checkout, ignore_patterns(checkout, environment.binder_dir), builder.user_id)
     labels = {**request.labels, LABEL_ENVIRONMENT: key, "repo2docker.ref": request.resolved.version}
+    repository, _, tag = request.image.rpartition(":")
     emit("building", messages.ENVKEY_CONTENT.format(image=request.image))
-    loop = asyncio.get_running_loop()
 
     def run():
-        errors = []
-        for record in client.api.build(fileobj=context, custom_context=True, tag=request.image,
-                                       labels=labels, rm=True, forcerm=True, pull=False,
-                                       network_mode="none", decode=True):
-            if record.get("error"):
-                errors.append(str(record["error"]).strip())
-            elif record.get("stream", "").strip():
-                loop.call_soon_threadsafe(emit, "building", record["stream"].strip())
-        return errors
+        container = client.create_container(env_image, network_disabled=True)["Id"]
+        try:
+            client.put_archive(container, repo_dir, archive)
+            return client.commit(container, repository=repository, tag=tag, conf={"Labels": labels})
+        finally:
+            client.remove_container(container, force=True)
 
     try:
-        errors = await _thread(run)
+        await _thread(run)
     except docker.errors.APIError as e:
-        errors = [str(e.explanation or e)]
-    finally:
-        context.close()
-    if errors:
-        raise BuildFailed(messages.ENVKEY_CONTENT_FAILED.format(image=request.image, error=errors[-1]))
+        raise BuildFailed(messages.ENVKEY_CONTENT_FAILED.format(image=request.image,
+                                                                error=e.explanation or e)) from None
     if builder.push:
         await builder.push_image(request.image, emit)
     emit("built", f"Built image {request.image}")

@@ -203,27 +203,26 @@ def test_environment_image_name_shares_the_launch_images_repository():
         environment_reference("bad..name:y", key_hex)
 
 
-def test_content_dockerfile_copies_the_checkout_into_repo_dir():
-    assert contentlayer.content_dockerfile("x:env-ab", "/home/jovyan", 1000) == \
-        "FROM x:env-ab\nCOPY --chown=1000:1000 src/ /home/jovyan/\n"
+def test_repo_dir_must_be_a_plain_absolute_path():
+    assert contentlayer.check_repo_dir("x:env-ab", "/home/jovyan") == "/home/jovyan"
     for bad in ("home", "/home/$USER", "/home/../etc", "/a b"):
         with pytest.raises(BuildFailed):
-            contentlayer.content_dockerfile("x:env-ab", bad, 1000)
+            contentlayer.check_repo_dir("x:env-ab", bad)
 
 
-def test_content_context_applies_the_ignore_file_and_keeps_links(tmp_path):
+def test_content_archive_applies_the_ignore_file_and_keeps_links(tmp_path):
     root = checkout(tmp_path / "repo", {"index.ipynb": "{}", "data/big.csv": "x", "binder/.dockerignore": "data\n",
-                                        "binder/requirements.txt": "six\n"})
+                                        "binder/requirements.txt": "six\n", "sub/dir/f.txt": "f"})
     os.symlink("/etc/passwd", root / "link")
     patterns = contentlayer.ignore_patterns(str(root), "binder")
     assert patterns == ["data"]
-    with tarfile.open(fileobj=contentlayer.content_context(str(root), "FROM x\n", patterns, 1000)) as tar:
+    with tarfile.open(fileobj=io.BytesIO(contentlayer.content_archive(str(root), patterns, 1000))) as tar:
         members = {m.name: m for m in tar.getmembers()}
-        assert tar.extractfile("Dockerfile").read() == b"FROM x\n"
-    assert "src/index.ipynb" in members and "src/binder/requirements.txt" in members
-    assert not any(name.startswith("src/data") for name in members)
-    assert members["src/link"].issym() and members["src/link"].linkname == "/etc/passwd"
-    assert {(m.uid, m.gid) for m in members.values() if m.name != "Dockerfile"} == {(1000, 1000)}
+    assert {"index.ipynb", "binder/requirements.txt", "sub", "sub/dir", "sub/dir/f.txt"} <= set(members)
+    assert members["sub"].isdir()  # directories are entries of their own, owned like the files
+    assert not any(name.startswith("data") for name in members)
+    assert members["link"].issym() and members["link"].linkname == "/etc/passwd"
+    assert {(m.uid, m.gid) for m in members.values()} == {(1000, 1000)}
 
 
 def test_key_only_copy_holds_only_the_keys_files(tmp_path):
@@ -244,10 +243,3 @@ def test_repo_dir_comes_from_the_image():
     assert contentlayer.repo_dir_of({"Config": {"Env": ["A=1", "REPO_DIR=/home/jovyan"]}}) == "/home/jovyan"
     with pytest.raises(BuildFailed):
         contentlayer.repo_dir_of({"Config": {"Env": []}})
-
-
-def test_context_is_a_tar(tmp_path):
-    root = checkout(tmp_path / "empty", {})
-    data = contentlayer.content_context(str(root), "FROM x\n", [], 1000).read()
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        assert sorted(tar.getnames()) == ["Dockerfile", "src"]
