@@ -234,7 +234,11 @@ async def build_content_image(builder, request, env_image, key, checkout, enviro
     environment image (never started, no network) receives the files and is committed with the
     launch's labels. Nothing of the repository runs, so no build fence is needed."""
     client = builder.docker_client().api
-    attrs = await _thread(client.inspect_image, env_image)
+    try:
+        attrs = await _thread(client.inspect_image, env_image)
+    except docker.errors.ImageNotFound:
+        raise BuildFailed(messages.ENVKEY_CONTENT_FAILED.format(
+            image=request.image, error=f"the environment image {env_image} is not on this Docker engine")) from None
     repo_dir = check_repo_dir(env_image, repo_dir_of(attrs))
     archive = content_archive(checkout, ignore_patterns(checkout, environment.binder_dir), builder.user_id)
     labels = {**request.labels, LABEL_ENVIRONMENT: key, "repo2docker.ref": request.resolved.version}

@@ -243,3 +243,22 @@ def test_repo_dir_comes_from_the_image():
     assert contentlayer.repo_dir_of({"Config": {"Env": ["A=1", "REPO_DIR=/home/jovyan"]}}) == "/home/jovyan"
     with pytest.raises(BuildFailed):
         contentlayer.repo_dir_of({"Config": {"Env": []}})
+
+
+def test_hub_settings_follow_the_builders_settings(tmp_path):
+    from binderspawner.builders import Repo2DockerBuilder
+    from binderspawner.builders.environment import Environment
+
+    env = Environment("python", "venv", python="3.13")
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("one")
+    first = contentlayer.hub_settings(Repo2DockerBuilder(extra_ca_bundle=str(bundle)), env, "sha256:1")
+    bundle.write_text("two")  # the same path with other certificates is another environment
+    second = contentlayer.hub_settings(Repo2DockerBuilder(extra_ca_bundle=str(bundle)), env, "sha256:1")
+    assert first["extra_ca_bundle"] != second["extra_ca_bundle"] and first["base_image_id"] == "sha256:1"
+    assert first["base_image"] == "binderspawner-base:trixie"
+    other = contentlayer.hub_settings(Repo2DockerBuilder(package_indexes=["https://i.example/simple"],
+                                                         server_requirements=["jupyterlab"]), env, "")
+    assert other["index_urls"] == ["https://i.example/simple"] and other["server_requirements"] == ["jupyterlab"]
+    assert contentlayer.hub_settings(Repo2DockerBuilder(), Environment("python", "venv"), "")["base_image"] == \
+        "binderspawner-base:bookworm"
