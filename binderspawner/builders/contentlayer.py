@@ -52,7 +52,10 @@ def _read_inside(root, rel):
     fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW)
     with os.fdopen(fd, "rb") as f:
         mode = os.fstat(f.fileno()).st_mode
-        return f.read(checkouts.MAX_FILE_BYTES + 1), bool(mode & stat.S_IXUSR)
+        data = f.read(checkouts.MAX_FILE_BYTES + 1)
+    if len(data) > checkouts.MAX_FILE_BYTES:  # read_repo_files refuses these before any build
+        raise BuildFailed(messages.FILE_TOO_LARGE.format(file=rel, limit=checkouts.MAX_FILE_BYTES))
+    return data, bool(mode & stat.S_IXUSR)
 
 
 def file_entries(root, paths):
