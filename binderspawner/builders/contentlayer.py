@@ -35,9 +35,14 @@ LABEL_ENVIRONMENT = "binderspawner.environment"  # the key, on environment and l
 # Launch builds hold the hub queue's slots; this queue only makes one build per environment key.
 ENVIRONMENT_BUILDS = BuildQueue(max_concurrent=1 << 30)
 _REPO_DIR = re.compile(r"^/[A-Za-z0-9._/-]*$")
-# Sources whose change changes what the venv buildpack builds.
-_BUILDPACK_SOURCES = ("buildpacks/venv.py", "buildpacks/install.py", "repo2docker_config.py")
 _ENV_LABELS = ("binderspawner.repo", "binderspawner.spec", "binderspawner.provider", LABEL_HUB)
+
+
+def _buildpack_sources(here):
+    """The hub's buildpacks and repo2docker config: a change in them changes what is built."""
+    folder = os.path.join(here, "buildpacks")
+    return [os.path.join(here, "repo2docker_config.py"),
+            *sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".py"))]
 
 
 def _read_inside(root, rel):
@@ -89,9 +94,9 @@ def hub_settings(builder, environment, base_image_id):
     base = settings["base_image"] or builder.python_base_images[builder.default_python]
     here = os.path.dirname(os.path.abspath(__file__))
     sources = hashlib.sha256()
-    for name in _BUILDPACK_SOURCES:
-        with open(os.path.join(here, name), "rb") as f:
-            sources.update(f.read())
+    for path in _buildpack_sources(here):
+        with open(path, "rb") as f:
+            sources.update(os.path.basename(path).encode() + b"\0" + f.read())
     ca = ""
     if builder.extra_ca_bundle:
         with open(builder.extra_ca_bundle, "rb") as f:
@@ -100,7 +105,10 @@ def hub_settings(builder, environment, base_image_id):
 
     import binderspawner
 
-    return {"base_image": base, "base_image_id": base_image_id, "index_urls": settings["index_urls"],
+    # every entry of the build's environment settings (other kinds add theirs there), as handed to
+    # repo2docker, plus what the settings leave to the builder's defaults
+    return {"environment_settings": settings,
+            "base_image": base, "base_image_id": base_image_id, "index_urls": settings["index_urls"],
             "server_requirements": list(builder.server_requirements), "extra_ca_bundle": ca,
             "buildpacks": builder.buildpacks, "user": [builder.user_id, builder.user_name],
             "versions": [binderspawner.__version__, repo2docker.__version__, sources.hexdigest()]}

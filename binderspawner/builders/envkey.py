@@ -121,7 +121,7 @@ def build_reads(environment, repo):
     (environment.RepoFiles), by repo2docker's rules."""
     if environment.kind == "dockerfile":
         return whole("a Dockerfile builds from the whole repository")
-    if environment.buildpacks != "venv":
+    if environment.buildpacks == "repo2docker":
         return whole(f"repo2docker's own buildpacks build the {environment.kind} kind from the whole "
                      "repository")
     reads = KIND_READS.get(environment.kind)

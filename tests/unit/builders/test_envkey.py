@@ -181,7 +181,7 @@ def test_requirement_options_that_name_no_local_file_stay_keyed(tmp_path):
 
 def test_other_kinds_extend_one_table(tmp_path):
     from binderspawner.builders.environment import Environment
-    environment = Environment("newkind", "venv")
+    environment = Environment("newkind", "rattler")  # a hub buildpack of its own
     KIND_READS["newkind"] = lambda env, repo: BuildReads(("kind.lock",))
     try:
         assert build_reads(environment, read_repo_files(checkout(tmp_path / "x", BASE))).paths == ("kind.lock",)
