@@ -344,3 +344,12 @@ HOME_EVER_SHARED = ("Warning: this home was shared with others (a shared session
                     "'home' option 'fresh' for a home only you have written.")
 HOME_MERGING_K8S = ("Merging commit {commit} into your home {name} as the server starts; files you changed "
                     "are kept, and conflicts are listed in BINDER-MERGE-<commit>.md in your home.")
+# -- envkey: environment images and content layers (builders/envkey.py, builders/contentlayer.py)
+ENVKEY_WHOLE_REPOSITORY = ("Building the whole repository with repo2docker, not an environment image "
+                           "plus its files: {reason}.")
+ENVKEY_IMAGE = "Environment image {image}, keyed by: {files} and the hub's build settings."
+ENVKEY_BUILDING = "Building the environment image {image} (once for every commit with these files)."
+ENVKEY_BUILT = "Built the environment image {image}."
+ENVKEY_FOUND = "Found the environment image {image}: no environment build for this commit."
+ENVKEY_CONTENT = "Adding the repository's files to the environment image: {image}"
+ENVKEY_CONTENT_FAILED = "Adding the repository's files to make {image} failed: {error}"

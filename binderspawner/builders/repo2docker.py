@@ -15,7 +15,7 @@ from traitlets import Bool, CaselessStrEnum, Dict, Float, List, TraitError, Unic
 
 from binderspawner import messages
 from binderspawner.builders import checkout as checkouts
-from binderspawner.builders import conda
+from binderspawner.builders import conda, contentlayer
 from binderspawner.builders.environment import EnvironmentRefused, Policy, decide
 from binderspawner.dockerhost import fence
 from binderspawner.errors import BuildFailed, RepositoryRefused
@@ -155,6 +155,17 @@ class Repo2DockerBuilder(Repo2DockerBase):
         help="""When an image is not on this Docker engine, ask its registry (HTTP API v2) before
         building; if the registry has it, nothing is built and the spawner pulls it. Use with push
         and an image_prefix naming the registry.""",
+    ).tag(config=True)
+
+    environment_images = Bool(
+        True,
+        help="""Build each environment once and each commit as a thin layer on it: commits whose
+        environment files are identical (builders/envkey.py: requirements, runtime.txt, apt.txt,
+        start, Pipfile(.lock), the binder directory, and this hub's base image, server
+        requirements, indexes and CA bundle) share one '<repository>:env-<key>' image, and a
+        content-only commit adds its files to it in about a second. Repositories whose build may
+        read any file (Dockerfile, postBuild, setup.py or an installable pyproject.toml) are
+        always built whole by repo2docker. False: every commit is a full repo2docker build.""",
     ).tag(config=True)
 
     _client = None
@@ -323,7 +334,10 @@ class Repo2DockerBuilder(Repo2DockerBase):
                     environment.kind == "conda" or environment.conda_specs):
                 payload = conda.PAYLOAD_DIR  # inside the checkout (buildpacks/conda.py copies it early)
                 await self.fetch_conda(environment, checkout, conda.payload_directory(checkout), emit)
-            await self._run_repo2docker(request, emit, checkout, environment, payload)
+            if environment is not None and self.environment_images and await contentlayer.build_keyed(
+                    self, request, emit, checkout, environment):
+                return
+            await self.run_repo2docker(request, emit, checkout, environment, payload)
         finally:
             if checkout is not None:
                 checkouts.remove_checkout(checkout)
@@ -347,7 +361,8 @@ class Repo2DockerBuilder(Repo2DockerBase):
             with open(os.path.join(payload, conda.PIP_FILE), "w") as f:
                 f.write("\n".join(environment.conda_pip) + "\n")
 
-    async def _run_repo2docker(self, request, emit, checkout, environment, conda_payload=None):
+    async def run_repo2docker(self, request, emit, checkout, environment, conda_payload=None):
+        """repo2docker on ``checkout`` (None: its own clone), building ``request.image``."""
         source = request.resolved.source
         await fence.ensure_build_egress(self)  # fails closed: no build without its rules
         home = tempfile.mkdtemp(prefix="home-", dir=request.env.get("TMPDIR"))  # root's, mode 0700

@@ -48,3 +48,19 @@ def image_reference(prefix, slug, version):
     if len(name) > MAX_NAME_LENGTH or not REFERENCE.match(reference):
         raise LaunchError(f"Could not derive a valid image name from {slug!r}.")
     return reference
+
+
+ENVIRONMENT_TAG_PREFIX = "env-"
+
+
+def environment_reference(image, key):
+    """The environment image for a launch ``image`` whose environment has ``key`` (a hex digest):
+    the same repository name (so it goes to the same registry, under the same cleanup rules),
+    tagged 'env-<key>', a tag no commit (hex) or ref produces."""
+    name = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+    if not re.fullmatch(r"[0-9a-f]{16,64}", key):
+        raise ValueError(f"environment key {key!r} is not a hex digest")
+    reference = f"{name}:{ENVIRONMENT_TAG_PREFIX}{key[:64]}"
+    if not REFERENCE.match(reference):
+        raise LaunchError(f"Could not derive a valid environment image name from {image!r}.")
+    return reference

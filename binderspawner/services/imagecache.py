@@ -10,6 +10,8 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
+from binderspawner.launch.images import ENVIRONMENT_TAG_PREFIX
+
 LAUNCH_DB = "launches.sqlite"
 
 
@@ -51,8 +53,15 @@ class CachedImage:
 
 
 def last_used(image, launches):
-    """When an image was last launched; its build time when never launched (pure)."""
-    return max([image.created, *(launches.get(t, 0) for t in image.tags)])
+    """When an image was last launched; its build time when never launched (pure). An environment
+    image ('<name>:env-<key>', builders/contentlayer.py) counts as launched with every launch of
+    its repository's images, so it is not removed before the commits built on it."""
+    times = [image.created, *(launches.get(t, 0) for t in image.tags)]
+    for tag in image.tags:
+        name, _, version = tag.rpartition(":")
+        if version.startswith(ENVIRONMENT_TAG_PREFIX):
+            times += [at for ref, at in launches.items() if ref.rpartition(":")[0] == name]
+    return max(times)
 
 
 def plan_removal(images, launches, budget_bytes, now, grace):

@@ -353,6 +353,7 @@ def served(git_server):
 
 async def run_build(builder, request):
     builder.update_config(LOOPBACK)
+    builder.environment_images = False  # the stand-in makes no environment image to add files to
     return await build_events(builder, request)
 
 

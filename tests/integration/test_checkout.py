@@ -135,6 +135,7 @@ def make_builder(tmp_path, **traits):
     script.write_text(f"RECORD = {str(record)!r}\n" + textwrap.dedent(STAND_IN))
     config = Config()
     config.GitProvider.allowed_private_hosts = ["127.0.0.1"]  # the test git server
+    traits.setdefault("environment_images", False)  # what repo2docker gets for a whole-repository build
     return FoundImages(repo2docker_command=[sys.executable, str(script)], config=config, **traits), record
 
 
