@@ -36,18 +36,11 @@ sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 from bench_launch import BenchHub  # noqa: E402
 from tests.support.forgehooks import delivery, push_payload  # noqa: E402
 from tests.support.gitserver import GitServer, git as git_cmd  # noqa: E402
+from tests.support.images import SERVER_DOCKERFILE  # noqa: E402
 
 TARGET = 1.2
 SECRET = uuid.uuid4().hex
-IMAGE = """FROM binderspawner-base:bookworm
-RUN useradd --create-home --uid 1000 jovyan \\
- && python3 -m venv /opt/venv \\
- && /opt/venv/bin/pip install --no-cache-dir jupyterhub jupyterlab
-ENV PATH=/opt/venv/bin:$PATH HOME=/home/jovyan
-COPY --chown=1000:1000 . /home/jovyan
-WORKDIR /home/jovyan
-USER jovyan
-"""
+IMAGE = SERVER_DOCKERFILE
 EXTRA = f"""
 from binderspawner.web.handlers import binder_handlers
 from binderspawner import prebuild

@@ -16,6 +16,7 @@ import requests
 
 from binderspawner.web.buildapi import PHASES
 from tests.conftest import ARTIFACTS, EXAMPLES, serving
+from tests.support.browser import chromium
 from tests.support.hub import Hub
 
 EXTRA = """
@@ -28,8 +29,6 @@ from binderspawner.policy.quotas import named_server_limit
 c.JupyterHub.named_server_limit_per_user = named_server_limit(1)
 c.Quotas.per_user_quota = 1
 """
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
@@ -232,12 +231,8 @@ def test_badge_is_served_without_login(bhub):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 def shot(page, name):

@@ -9,12 +9,9 @@ import uuid
 import docker
 import pytest
 import rattler
-from traitlets.config import Config
 
-from binderspawner.builders import BuildRequest, Repo2DockerBuilder
 from binderspawner.errors import BuildFailed, RepositoryRefused
-from binderspawner.providers import RepoSource, ResolvedRepo
-from tests.support.builds import build_events
+from tests.support.builds import build_events, git_build_request, local_builder
 from tests.support.condachannel import ChannelServer, free_url, make_channel
 
 RUN = uuid.uuid4().hex[:8]
@@ -28,21 +25,11 @@ def channel(tmp_path_factory):
 
 
 def builder(channels, **settings):
-    config = Config()
-    config.GitProvider.allowed_private_hosts = ["127.0.0.1"]
-    config.Repo2DockerBuilder.conda_channels = list(channels)
-    config.Repo2DockerBuilder.conda_cache_dir = str(settings.pop("cache"))
-    for key, value in settings.items():
-        setattr(config.Repo2DockerBuilder, key, value)
-    return Repo2DockerBuilder(config=config)
+    return local_builder(conda_channels=list(channels), conda_cache_dir=str(settings.pop("cache")), **settings)
 
 
 def request_for(git_server, name, files, scratch):
-    sha = git_server.add_repo(name, files=files)
-    url = git_server.url(name)
-    source = RepoSource(provider="git", spec=url, fetch_url=url, slug=f"127.0.0.1/{name}", display_name=url)
-    return BuildRequest(f"bstest-conda-{name}:{sha}", ResolvedRepo(source, "main", sha, "branch main"),
-                        {"binderspawner.commit": sha}, {"TMPDIR": str(scratch)})
+    return git_build_request(git_server, name, files, scratch, "bstest-conda")
 
 
 def run_in(client, image, command):

@@ -18,7 +18,9 @@ import requests
 from tests.conftest import ARTIFACTS, serving
 from tests.support import procs
 from tests.support.gitserver import GitServer, git
+from tests.support.browser import chromium
 from tests.support.hub import Hub
+from tests.support.images import SERVER_DOCKERFILE
 from tests.support.lfsserver import DATA, LfsServer, add_lfs_repo
 
 EXTRA = """
@@ -27,17 +29,7 @@ c.JupyterHub.extra_handlers = binder_handlers()
 c.JupyterHub.template_paths = [TEMPLATE_PATH]
 c.Spawner.http_timeout = 600  # a dead server must fail on its own, not by this timeout
 """
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
-SERVER_IMAGE = """FROM binderspawner-base:bookworm
-RUN useradd --create-home --uid 1000 jovyan \\
- && python3 -m venv /opt/venv \\
- && /opt/venv/bin/pip install --no-cache-dir jupyterhub jupyterlab
-ENV PATH=/opt/venv/bin:$PATH HOME=/home/jovyan
-COPY --chown=1000:1000 . /home/jovyan
-WORKDIR /home/jovyan
-USER jovyan
-"""
+SERVER_IMAGE = SERVER_DOCKERFILE
 NOTEBOOK = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
 ODD_REFS = ["issue#7147", "a,b!=c", "café-ветка"]
 SPACED = "Tutorials/Signals - Sampling.ipynb"
@@ -206,12 +198,8 @@ def test_lfs_files_are_in_the_launched_server(lhub, git_server, lfs_server):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 def login(page, hub, user, next_url):

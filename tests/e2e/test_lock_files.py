@@ -9,13 +9,10 @@ import uuid
 
 import docker
 import pytest
-from traitlets.config import Config
 
-from binderspawner.builders import BuildRequest, Repo2DockerBuilder
 from binderspawner.builders.environment import pipfile_hashes
 from binderspawner.errors import BuildFailed
-from binderspawner.providers import RepoSource, ResolvedRepo
-from tests.support.builds import build_events
+from tests.support.builds import build_events, git_build_request, local_builder
 
 RUN = uuid.uuid4().hex[:8]
 
@@ -93,19 +90,8 @@ def uv_project(extra=""):
             "lockedproject/__init__.py": "ANSWER = 42\n", "index.ipynb": "{}"}
 
 
-def local_builder():
-    """The builder as the hub configures it for the tests' git server on loopback."""
-    config = Config()
-    config.GitProvider.allowed_private_hosts = ["127.0.0.1"]
-    return Repo2DockerBuilder(config=config)
-
-
 def request_for(git_server, name, files, scratch):
-    sha = git_server.add_repo(name, files=files)
-    url = git_server.url(name)
-    source = RepoSource(provider="git", spec=url, fetch_url=url, slug=f"127.0.0.1/{name}", display_name=url)
-    return BuildRequest(f"bstest-locks-{name}:{sha}", ResolvedRepo(source, "main", sha, "branch main"),
-                        {"binderspawner.commit": sha}, {"TMPDIR": str(scratch)})
+    return git_build_request(git_server, name, files, scratch, "bstest-locks")
 
 
 def facts(client, image, script):

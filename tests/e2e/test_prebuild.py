@@ -19,6 +19,7 @@ import requests
 from tests.conftest import serving
 from tests.support.forgehooks import ZERO, delivery, push_payload
 from tests.support.hub import Hub
+from tests.support.images import SERVER_DOCKERFILE
 
 SECRETS = {"github": "gh-" + uuid.uuid4().hex, "gitlab": "gl-" + uuid.uuid4().hex, "gitea": "gt-" + uuid.uuid4().hex}
 CI_TOKEN = uuid.uuid4().hex
@@ -36,15 +37,7 @@ c.Prebuild.specs = ["^git/git%3A%2F%2F127\\\\.0\\\\.0\\\\.1%3A[0-9]+%2Fpb-"]
 c.Prebuild.per_repo_per_hour = 4
 c.Prebuild.max_body_bytes = 64 * 1024
 """
-IMAGE = """FROM binderspawner-base:bookworm
-RUN useradd --create-home --uid 1000 jovyan \\
- && python3 -m venv /opt/venv \\
- && /opt/venv/bin/pip install --no-cache-dir jupyterhub jupyterlab
-ENV PATH=/opt/venv/bin:$PATH HOME=/home/jovyan
-COPY --chown=1000:1000 . /home/jovyan
-WORKDIR /home/jovyan
-USER jovyan
-"""
+IMAGE = SERVER_DOCKERFILE
 TIMEOUT = 900
 
 

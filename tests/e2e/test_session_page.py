@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from tests.conftest import ARTIFACTS, serving
+from tests.support.browser import chromium
 from tests.support.hub import Hub
 
 TIMEOUT, MAX_AGE = 3600, 6 * 3600
@@ -33,8 +34,6 @@ c.IdleCuller.max_age = {MAX_AGE}
 c.PushBack.enabled = True
 culling.configure(c)
 """
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
 SERVER = "req"
 
 
@@ -63,12 +62,8 @@ def running(shub, git_server):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 def base(hub):
