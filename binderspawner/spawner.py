@@ -16,7 +16,7 @@ import time
 from traitlets import Int, List, Type, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
-from binderspawner import homes, launcher, metrics, state
+from binderspawner import homes, launcher, metrics, session, state
 from binderspawner.auth import pushback
 from binderspawner.auth.pushback import PushBack
 from binderspawner.builders import Builder, Repo2DockerBuilder
@@ -29,10 +29,8 @@ from binderspawner.policy.resources import Resources
 from binderspawner.progress import ProgressLog, spawn_failure
 from binderspawner.providers import DEFAULT_PROVIDERS, RepoProvider
 from binderspawner.services import culling
-from binderspawner import session
-from binderspawner.web import sharepage
 from binderspawner.services.cleanup import HubCleanup
-from binderspawner.web import form
+from binderspawner.web import form, sharepage
 
 _DEPRECATED_SECTION = "BinderSpawnerMixin"
 _warned = set()  # old keys already warned about, once per hub process
