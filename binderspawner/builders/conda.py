@@ -79,8 +79,18 @@ def channel_urls(names, alias=""):
     return out
 
 
+def _leaves_its_folder(url):
+    """Whether ``url``'s path has '.' or '..' segments (also percent-encoded) or backslashes: a
+    server resolves them, so 'channel/../other/x.conda' is a package of another channel."""
+    path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
+    return "\\" in path or any(part in (".", "..") for part in path.split("/"))
+
+
 def owning_channel(url, channels):
-    """The (name, base) whose base URL ``url`` lies under (credentials aside), or None."""
+    """The (name, base) whose base URL ``url`` lies under (credentials aside), or None; a URL that
+    climbs out of its folder lies under none."""
+    if _leaves_its_folder(url):
+        return None
     return next((c for c in channels if public_url(url).startswith(public_url(c[1]))), None)
 
 
