@@ -354,3 +354,7 @@ ENVKEY_BUILT = "Built the environment image {image}."
 ENVKEY_FOUND = "Found the environment image {image}: no environment build for this commit."
 ENVKEY_CONTENT = "Adding the repository's files to the environment image: {image}"
 ENVKEY_CONTENT_FAILED = "Adding the repository's files to make {image} failed: {error}"
+
+# --- attack review: persistent homes -------------------------------------------------------------------
+HOME_MERGE_UNREADABLE = ("the merge helper (the launch image's python3) gave a result that is not a merge "
+                         "summary; was python3 replaced in the image?")
