@@ -280,7 +280,8 @@ SHARE_UNKNOWN_ACTION = "The form asked for '{action}', which this page does not 
 SHARE_BAD_NAME = "Give a {field} name (no '/' or control characters, at most 255 characters)."
 SHARE_BAD_LIFETIME = "Choose how long the link works: {choices}."
 SHARE_BAD_CODE = "That share link is gone (used, expired or revoked). Reload the page."
-SHARE_NO_USER = "No user '{user}' on this hub. Check the name: they must have logged in once."
+SHARE_NO_USER = ("No user '{user}' on this hub that you may share with (JupyterHub's 'read:users:name' permission "
+                 "on them). Check the name: they must have logged in once.")
 SHARE_WITH_SELF = "That is the server's owner: they have access already."
 SHARE_NOT_YOUR_GROUP = ("'{group}' is not a group {owner} is in. Choose one of the groups listed, or share with "
                         "members by name.")
@@ -353,3 +354,7 @@ ENVKEY_BUILT = "Built the environment image {image}."
 ENVKEY_FOUND = "Found the environment image {image}: no environment build for this commit."
 ENVKEY_CONTENT = "Adding the repository's files to the environment image: {image}"
 ENVKEY_CONTENT_FAILED = "Adding the repository's files to make {image} failed: {error}"
+
+# --- attack review: persistent homes -------------------------------------------------------------------
+HOME_MERGE_UNREADABLE = ("the merge helper (the launch image's python3) gave a result that is not a merge "
+                         "summary; was python3 replaced in the image?")

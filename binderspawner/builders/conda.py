@@ -79,8 +79,18 @@ def channel_urls(names, alias=""):
     return out
 
 
+def _leaves_its_folder(url):
+    """Whether ``url``'s path has '.' or '..' segments (also percent-encoded) or backslashes: a
+    server resolves them, so 'channel/../other/x.conda' is a package of another channel."""
+    path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
+    return "\\" in path or any(part in (".", "..") for part in path.split("/"))
+
+
 def owning_channel(url, channels):
-    """The (name, base) whose base URL ``url`` lies under (credentials aside), or None."""
+    """The (name, base) whose base URL ``url`` lies under (credentials aside), or None; a URL that
+    climbs out of its folder lies under none."""
+    if _leaves_its_folder(url):
+        return None
     return next((c for c in channels if public_url(url).startswith(public_url(c[1]))), None)
 
 
@@ -114,10 +124,15 @@ def solver_reason(error_text, limit=400):
 
 def check_digest(data, sha256="", md5=""):
     """'' when ``data`` has the digest given (sha256 preferred), else the kind that disagrees."""
+    return digest_mismatch(hashlib.sha256(data), hashlib.md5(data), sha256, md5)
+
+
+def digest_mismatch(got_sha256, got_md5, sha256="", md5=""):
+    """check_digest for hashlib objects fed as the body arrived."""
     if sha256:
-        return "" if hashlib.sha256(data).hexdigest() == sha256.lower() else "sha256"
+        return "" if got_sha256.hexdigest() == sha256.lower() else "sha256"
     if md5:
-        return "" if hashlib.md5(data).hexdigest() == md5.lower() else "md5"
+        return "" if got_md5.hexdigest() == md5.lower() else "md5"
     return "no checksum"
 
 
@@ -234,24 +249,36 @@ async def download(packages, dest, settings, emit, source):
         if not condaspec.filename_parts(file_name) or file_name.startswith("."):
             raise CondaFailed(messages.CONDA_DOWNLOAD_FAILED.format(
                 package=package.name, url=public_url(package.url), reason="not a conda package file name"))
-        async with limit:
-            try:
-                user, password = channel_credentials(package.url, admin)
-                response = await client.fetch(HTTPRequest(
-                    package.url, request_timeout=settings.download_timeout, follow_redirects=True,
-                    max_redirects=3, auth_username=user, auth_password=password))
-            except (HTTPClientError, OSError, LaunchError) as e:
-                raise CondaFailed(messages.CONDA_DOWNLOAD_FAILED.format(
-                    package=package.name, url=public_url(package.url),
-                    reason=str(e).replace(package.url, public_url(package.url))))
-        data = response.body
-        wrong = check_digest(data, package.sha256, package.md5)
+        target = os.path.join(dest, PACKAGES_DIR, file_name)
+        got_sha256, got_md5, size = hashlib.sha256(), hashlib.md5(), [0]
+        # the body goes to disk as it arrives, hashed on the way: a channel's (or a lock's) package
+        # of gigabytes never sits in the hub's memory
+        with open(target + ".part", "wb") as part:
+            def received(chunk):
+                part.write(chunk)
+                got_sha256.update(chunk)
+                got_md5.update(chunk)
+                size[0] += len(chunk)
+
+            async with limit:
+                try:
+                    user, password = channel_credentials(package.url, admin)
+                    await client.fetch(HTTPRequest(
+                        package.url, request_timeout=settings.download_timeout, follow_redirects=True,
+                        max_redirects=3, auth_username=user, auth_password=password,
+                        streaming_callback=received))
+                except (HTTPClientError, OSError, LaunchError) as e:
+                    os.remove(target + ".part")
+                    raise CondaFailed(messages.CONDA_DOWNLOAD_FAILED.format(
+                        package=package.name, url=public_url(package.url),
+                        reason=str(e).replace(package.url, public_url(package.url))))
+        wrong = digest_mismatch(got_sha256, got_md5, package.sha256, package.md5)
         if wrong:
+            os.remove(target + ".part")
             raise CondaFailed(messages.CONDA_DIGEST_MISMATCH.format(
                 package=package.name, url=public_url(package.url), source=source, kind=wrong))
-        with open(os.path.join(dest, PACKAGES_DIR, file_name), "wb") as f:
-            f.write(data)
-        return {"file": file_name, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+        os.replace(target + ".part", target)
+        return {"file": file_name, "sha256": got_sha256.hexdigest(), "size": size[0]}
 
     try:
         entries = await asyncio.gather(*(one(p) for p in packages))

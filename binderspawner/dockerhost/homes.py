@@ -10,14 +10,14 @@ and does nothing else. A new volume is filled by Docker itself (a new named volu
 directory gets that directory's files and owner); the helper then records that commit as the base.
 """
 
-import json
 import time
 
 import docker
 
 from binderspawner import messages, metrics
 from binderspawner.errors import LaunchError
-from binderspawner.homes import PersistentHome, budget_refusal, merge, merge_message
+from binderspawner.homes import (HELPER_LOG_BYTES, HELPER_LOG_LINES, PersistentHome, budget_refusal, helper_summary,
+                                 merge, merge_message)
 from binderspawner.homes import records as homerecords
 from binderspawner.homes.records import HomeRecords
 
@@ -76,7 +76,10 @@ async def run_merge(spawner, settings, home, image, ours, theirs, commit):
     host = spawner.client.create_host_config(
         binds={home.name: {"bind": ours, "mode": "rw"}}, network_mode="none", cap_drop=["ALL"],
         security_opt=["no-new-privileges"], read_only=True, mem_limit="512m", pids_limit=64,
-        auto_remove=False)
+        auto_remove=False,
+        # the image's python3 is the repository's to replace: its output may not fill the host's disk
+        # nor the hub's memory (only the last lines are read)
+        log_config={"type": "json-file", "config": {"max-size": HELPER_LOG_BYTES, "max-file": "1"}})
     container = await _docker(
         spawner, "create_container", image, name=name, entrypoint=["python3"],
         command=["-I", "-c", merge.MERGE_SOURCE, "--ours", ours, "--theirs", theirs, "--commit", commit],
@@ -91,21 +94,14 @@ async def run_merge(spawner, settings, home, image, ours, theirs, commit):
         except Exception:  # noqa: BLE001 - a timeout (requests') or the engine: reported as failed
             return {"error": f"it took longer than {settings.merge_timeout:g} s "
                              "(c.PersistentHome.merge_timeout)"}
-        output = (await _docker(spawner, "logs", container["Id"], stdout=True, stderr=True)).decode(
-            "utf-8", "replace")
+        output = (await _docker(spawner, "logs", container["Id"], stdout=True, stderr=True,
+                                tail=HELPER_LOG_LINES)).decode("utf-8", "replace")
     finally:
         try:
             await _docker(spawner, "remove_container", container["Id"], force=True)
         except docker.errors.APIError:
             pass
-    for line in reversed(output.splitlines()):
-        if line.startswith(merge.MARKER):
-            try:
-                return json.loads(line[len(merge.MARKER):])
-            except ValueError:
-                break
-    tail = output.strip().splitlines()[-1:] or ["no output"]
-    return {"error": f"the merge helper ended without a result ({tail[0][:200]}); does the image have python3?"}
+    return helper_summary(output)
 
 
 async def prepare(spawner, launch, report):

@@ -9,6 +9,7 @@ decisions (names, labels, the budget, expiry); dockerhost/homes.py and kubernete
 """
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from traitlets import Bool, Float, Unicode, validate
 from traitlets.config import Configurable
 
 from binderspawner import messages
+from binderspawner.homes import merge
 from binderspawner.services.imagecache import parse_size
 
 LABEL = "binderspawner.home"  # "1" on every home volume / PVC
@@ -133,6 +135,36 @@ def plan_expiry(homes, now, expire_days):
     limit = expire_days * 86400
     return sorted((h for h in homes if not h.in_use and now - h.last_used >= limit),
                   key=lambda h: h.last_used)
+
+
+HELPER_LOG_BYTES = "1m"  # the merge helper's log is kept to this (Docker's json-file max-size)
+HELPER_LOG_LINES = 200  # the lines of it the hub reads: the summary is the last
+
+
+def helper_summary(output):
+    """The merge summary from the helper's output (pure). The helper runs the launch image's
+    python3, which the repository may have replaced: anything but a summary of the expected shape
+    is a failed merge, never trusted further."""
+    for line in reversed(output.splitlines()):
+        if line.startswith(merge.MARKER):
+            try:
+                summary = json.loads(line[len(merge.MARKER):])
+            except ValueError:
+                break
+            return summary if _summary_shape(summary) else {"error": messages.HOME_MERGE_UNREADABLE}
+    tail = output.strip().splitlines()[-1:] or ["no output"]
+    return {"error": f"the merge helper ended without a result ({tail[0][:200]}); does the image have python3?"}
+
+
+def _summary_shape(summary):
+    texts = (str, type(None))
+    return (isinstance(summary, dict)
+            and all(isinstance(summary.get(k, 0), int) for k in ("taken", "deleted"))
+            and all(isinstance(summary.get(k), texts) for k in ("error", "note", "commit", "base"))
+            and isinstance(summary.get("conflicts", []), list) and isinstance(summary.get("skipped", []), list)
+            and all(isinstance(c, dict) and isinstance(c.get("path"), str) and isinstance(c.get("beside"), texts)
+                    for c in summary.get("conflicts", []))
+            and all(isinstance(s, str) for s in summary.get("skipped", [])))
 
 
 def merge_message(summary, commit):

@@ -151,12 +151,38 @@ def read_base(ours_root):
         return None, {}
 
 
+def write_new(path, text):
+    """Write ``text`` to a file that does not exist yet (never through a link, never over a file)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def write_note(ours_root, short, text):
+    """The note under the first free name (``BINDER-MERGE-<short>.md``, then ``-2``, ...): a file or
+    link of that name (the member's, or one a commit shipped) is never written over or through."""
+    stem, ext = os.path.splitext(NOTE.format(short=short))
+    for n in range(1, 100):
+        name = f"{stem}{'' if n == 1 else f'-{n}'}{ext}"
+        try:
+            write_new(os.path.join(ours_root, name), text)
+            return name
+        except FileExistsError:
+            continue
+    return None
+
+
 def write_base(ours_root, commit, files):
+    """base.json in the home's bookkeeping folder; a link of that folder's name (a commit can ship
+    one into a new home) is removed, not followed."""
     folder = os.path.join(ours_root, STATE_DIR)
+    if os.path.islink(folder) or (os.path.lexists(folder) and not os.path.isdir(folder)):
+        os.remove(folder)
     os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, "base.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump({"commit": commit, "files": files}, f)
+    if os.path.lexists(tmp):
+        os.remove(tmp)
+    write_new(tmp, json.dumps({"commit": commit, "files": files}))
     os.replace(tmp, os.path.join(ours_root, BASE_FILE))
 
 
@@ -186,10 +212,9 @@ def merge(ours_root, theirs_root, commit):
         if conflict:
             conflicts.append(conflict)
     if conflicts:
-        note = NOTE.format(short=short)
-        with open(os.path.join(ours_root, note), "w") as f:
-            f.write(note_text(commit, conflicts))
-        summary["note"] = note
+        note = write_note(ours_root, short, note_text(commit, conflicts))
+        if note:
+            summary["note"] = note
     summary["conflicts"] = [{"path": p, "action": a, "beside": b} for p, a, b in conflicts]
     write_base(ours_root, commit, theirs)
     return summary

@@ -25,6 +25,9 @@ from binderspawner import messages
 FORGES = ("github", "gitlab", "gitea")
 ZERO_SHA = re.compile(r"^0+$")
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$|^[0-9a-f]{64}$")
+# What git check-ref-format refuses: control characters, space ~ ^ : ? * [ \, '..', '@{', '//',
+# a component starting with '.' or ending in '.lock', a trailing '/' or '.'.
+_BAD_REF = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|/\.|\.lock(/|$)|[/.]$")
 
 # The header naming each forge's event, and the values that are push events.
 EVENT_HEADERS = {"github": "X-GitHub-Event", "gitlab": "X-Gitlab-Event", "gitea": "X-Gitea-Event"}
@@ -124,6 +127,8 @@ def read_push(forge, payload):
         raise PayloadError(f"'after' is not a commit sha: {after[:80]!r}")
     if not ref.startswith(("refs/heads/", "refs/tags/")):
         raise PayloadError(f"'ref' is not a branch or tag: {ref[:200]!r}")
+    if _BAD_REF.search(ref) or len(ref) > 1024:
+        raise PayloadError(f"'ref' is not a valid git ref name: {ref[:200]!r}")
     return Push(forge=forge, repo_url=url, name=str(name), ref=ref, commit="" if deleted else after,
                 private=private)
 

@@ -42,8 +42,11 @@ class PrebuildContext(BinderSpawner):
 
     user = _NoUser()
     cpu_limit = mem_limit = cpu_guarantee = mem_guarantee = None
+    token_specs = None  # None: the hub's tokens go to any repository; else only to specs matching these
 
     def credentials_for(self, provider, source):
+        if self.token_specs is not None and not policy.matches_any(source.spec, self.token_specs):
+            return None
         return hub_credentials(Prebuild(config=self.config), provider.credential_urls(source))
 
 
@@ -113,6 +116,7 @@ class Job:
     task: Optional[asyncio.Task] = None
     launch: object = None
     error: Optional[BaseException] = None
+    context: object = None  # the PrebuildContext it launches with
 
 
 class Prebuilder:
@@ -120,6 +124,10 @@ class Prebuilder:
         self.log = log or logging.getLogger("binderspawner.prebuild")
         self.settings = Prebuild(config=config)
         self.context = make_context(config, spawner_class)
+        # the CI API's: a token with the prebuild scope may name any repository, so the hub's own
+        # tokens (and what a build of a private repository shows: its log) go only to c.Prebuild.specs
+        self.ci_context = make_context(config, spawner_class)
+        self.ci_context.token_specs = tuple(self.settings.specs)
         self.rate = HourlyRate(self.settings.per_repo_per_hour, self.settings.total_per_hour)
         self.deliveries = policy.Seen()
         self.commits = policy.Seen()  # (repository, commit)
@@ -200,22 +208,22 @@ class Prebuilder:
         ``outcome.job.progress``."""
         what = f"CI prebuild of {options.get('repo')} at {options.get('ref') or 'HEAD'} by {who}"
         try:
-            request, _, source = launcher.read_request(self.context, options)
-            ref, spec, _ = SpecControl(parent=self.context).check(source, request.ref)
+            request, _, source = launcher.read_request(self.ci_context, options)
+            ref, spec, _ = SpecControl(parent=self.ci_context).check(source, request.ref)
         except LaunchError as e:
             status = e.status_code if e.status_code in (403, 404) else 400
             return self._answer(Outcome(status, "refused", e.message), what)
-        return self._answer(self._admit(source.repository, spec, "", options), what)
+        return self._answer(self._admit(source.repository, spec, "", options, self.ci_context), what)
 
     # both -------------------------------------------------------------------------------------------
 
-    def _admit(self, repository, spec, image, options):
+    def _admit(self, repository, spec, image, options, context=None):
         now = time.monotonic()
         refused = self.rate.refusal(repository, now)
         if refused:
             return Outcome(429, "refused", refused, {"retry_after": self.rate.retry_after(now)})
         self.rate.admit(repository, now)
-        job = Job(spec=spec, repository=repository, image=image, options=options)
+        job = Job(spec=spec, repository=repository, image=image, options=options, context=context or self.context)
         job.progress.restart()
         job.task = asyncio.ensure_future(self._run(job))
         self.jobs.add(job)
@@ -226,7 +234,7 @@ class Prebuilder:
     async def _run(self, job):
         started = time.monotonic()
         try:
-            job.launch = await launcher.make_launch(self.context, job.options, job.progress.report,
+            job.launch = await launcher.make_launch(job.context, job.options, job.progress.report,
                                                     priority=PREBUILD, prebuild=True)
         except asyncio.CancelledError:
             self.log.info("Prebuild of %s (%s) dropped before it started building (a newer commit was "

@@ -106,9 +106,11 @@ class SharePageHandler(BaseHandler):
     # the actions -----------------------------------------------------------------------------------
 
     def _member(self, name, owner):
+        """The member ``name`` as JupyterHub's share API would find them: only with the permission
+        to read their name (the same answer as for nobody of that name, so names cannot be probed)."""
         name = self.authenticator.normalize_username(name)
         user = orm.User.find(self.db, name)
-        if user is None:
+        if user is None or not has_scope(f"read:users:name!user={name}", self.parsed_scopes, db=self.db):
             raise ValueError(messages.SHARE_NO_USER.format(user=name))
         if user.id == owner.orm_user.id:
             raise ValueError(messages.SHARE_WITH_SELF)
@@ -116,7 +118,8 @@ class SharePageHandler(BaseHandler):
 
     def _group(self, name, owner):
         group = orm.Group.find(self.db, name)
-        if group is None or (group not in owner.orm_user.groups and not self.current_user.admin):
+        if group is None or (group not in owner.orm_user.groups and not self.current_user.admin) or \
+                not has_scope(f"read:groups:name!group={name}", self.parsed_scopes, db=self.db):
             raise ValueError(messages.SHARE_NOT_YOUR_GROUP.format(group=name, owner=owner.name))
         return group
 

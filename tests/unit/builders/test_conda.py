@@ -224,3 +224,21 @@ def test_with_repo2dockers_buildpacks_a_lock_beside_environment_yml_is_named_as_
     env = decided({"environment.yml": ENV, "pixi.lock": ""}, r2d)
     assert env.buildpacks == "repo2docker" and any(w.startswith("pixi.lock is ignored") for w in env.warnings)
     assert decided({"pixi.lock": ""}, r2d).buildpacks == "venv"  # only the hub reads a lock alone
+
+
+@pytest.mark.parametrize("path", ["conda-forge/../attacker", "conda-forge/%2e%2e/attacker",
+                                  "conda-forge/%2E%2E/attacker", "conda-forge/./../attacker",
+                                  "conda-forge/..%2fattacker", "conda-forge/..%5cattacker"])
+def test_a_lock_url_climbing_out_of_the_hubs_channel_is_refused(tmp_path, path):
+    """A lock's URL that starts with a hub channel but resolves to another channel on that host (the
+    lock's author also writes its checksums) is refused, and the mirror's credentials stay home."""
+    lock = CONDA_LOCK.replace("https://mirror.example/conda-forge/linux-64/",
+                              f"https://mirror.example/{path}/linux-64/")
+    (tmp_path / "conda-lock.yml").write_text(lock)
+    env = decided({"conda-lock.yml": lock})
+    settings = conda.CondaSettings(channels=("https://user:pw@mirror.example/conda-forge",))
+    with pytest.raises(conda.CondaFailed) as info:
+        conda.locked_packages(env, str(tmp_path), settings, [])
+    assert "not one of this hub's channels" in str(info.value)
+    url = f"https://mirror.example/{path}/linux-64/numpy-1.26.4-py311h_0.conda"
+    assert conda.channel_credentials(url, conda.channel_urls(settings.channels)) == (None, None)

@@ -128,3 +128,25 @@ def test_the_form_offers_start_fresh_only_with_homes_on():
     on = SimpleNamespace(config=Config({"PersistentHome": {"enabled": True}}))
     assert form_field(off) == "" and form_field(SimpleNamespace()) == ""
     assert 'name="home" value="fresh"' in form_field(on)
+
+
+@pytest.mark.parametrize("line", [
+    '[1]', '"ok"', '{"conflicts": ["nb.ipynb"]}', '{"conflicts": [{"path": 1}]}', '{"taken": "all"}',
+    '{"skipped": [{"x": 1}]}', '{"error": {"nested": true}}', '{"note": 7}',
+])
+def test_a_helper_result_of_another_shape_is_a_failed_merge(line):
+    """The helper runs the launch image's python3, which the repository may replace."""
+    from binderspawner.homes import helper_summary
+
+    summary = helper_summary("noise\nbinder-home-merge: " + line + "\n")
+    assert "not a merge summary" in summary["error"]
+    assert "could not be merged" in merge_message(summary, "a" * 40)
+
+
+def test_a_helper_result_of_the_merge_s_shape_is_read():
+    from binderspawner.homes import helper_summary, merge
+
+    good = {"commit": "a" * 40, "base": None, "taken": 1, "deleted": 0, "skipped": ["x (why)"],
+            "conflicts": [{"path": "nb.ipynb", "action": "beside", "beside": "nb.aaaaaaa.ipynb"}], "note": "N.md"}
+    assert helper_summary(f"{merge.MARKER}{__import__('json').dumps(good)}\n") == good
+    assert "without a result" in helper_summary("python3: not found\n")["error"]

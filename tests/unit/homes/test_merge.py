@@ -124,3 +124,50 @@ def test_the_script_runs_alone_with_python_isolated(tmp_path):
     summary = json.loads(out.strip().splitlines()[-1][len(merge.MARKER):])
     assert summary["taken"] == 1 and read(home, "a.txt") == "a"
     assert json.load(open(home / ".binder-home" / "base.json"))["commit"] == "5" * 40
+
+
+def _conflicting_home(tmp_path):
+    """A home recorded at commit 1 whose nb.ipynb the member changed; commit 2 changes it too."""
+    theirs, home = tmp_path / "theirs", tmp_path / "home"
+    write(home, {"nb.ipynb": "v1"})
+    assert merge.merge(str(home), str(home), "1" * 40)["initial"]
+    write(home, {"nb.ipynb": "mine"})
+    write(theirs, {"nb.ipynb": "v2"})
+    return theirs, home
+
+
+def test_the_note_never_overwrites_a_file_of_its_name(tmp_path):
+    """The member's own file named like the note (e.g. the note of an earlier merge of this commit,
+    annotated) stays; the new note gets the next free name."""
+    theirs, home = _conflicting_home(tmp_path)
+    write(home, {"BINDER-MERGE-2222222.md": "my comparison notes"})
+    summary = merge.merge(str(home), str(theirs), "2" * 40)
+    assert read(home, "BINDER-MERGE-2222222.md") == "my comparison notes"
+    assert summary["note"] == "BINDER-MERGE-2222222-2.md" and "nb.2222222.ipynb" in read(home, summary["note"])
+
+
+def test_the_note_is_never_written_through_a_link(tmp_path):
+    """A link named like the note (a commit can ship one) does not send the note into the file it
+    points at."""
+    theirs, home = _conflicting_home(tmp_path)
+    write(home, {"thesis.tex": "the member's thesis"})
+    os.symlink("thesis.tex", home / "BINDER-MERGE-2222222.md")
+    summary = merge.merge(str(home), str(theirs), "2" * 40)
+    assert read(home, "thesis.tex") == "the member's thesis"
+    assert summary["note"] == "BINDER-MERGE-2222222-2.md"
+
+
+def test_the_bookkeeping_is_never_written_through_a_link(tmp_path):
+    """A new home is a copy of the image's, so a commit can ship '.binder-home' or its temporary
+    file as links: base.json is written into the home's own folder, not where they point."""
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    write(home, {"a.txt": "a", "data/results.csv": "the member's results"})
+    os.makedirs(elsewhere)
+    os.symlink(elsewhere, home / ".binder-home")
+    assert merge.merge(str(home), str(home), "1" * 40)["initial"]
+    assert os.listdir(elsewhere) == [] and not os.path.islink(home / ".binder-home")
+    assert json.load(open(home / ".binder-home" / "base.json"))["commit"] == "1" * 40
+    os.symlink("../data/results.csv", home / ".binder-home" / "base.json.tmp")
+    merge.merge(str(home), str(home), "6" * 40)
+    assert read(home, "data/results.csv") == "the member's results"
+    assert json.load(open(home / ".binder-home" / "base.json"))["commit"] == "6" * 40

@@ -120,6 +120,15 @@ def test_private_flag(forge):
     (lambda p: p.pop("ref"), "'ref'"),
     (lambda p: p.update(after="not-a-sha"), "'after'"),
     (lambda p: p.update(ref="refs/pull/1/head"), "'ref' is not a branch or tag"),
+    # names git itself refuses (check-ref-format): they would reach the spec, logs and answers
+    (lambda p: p.update(ref="refs/heads/main\nPrebuild: forged log line"), "'ref' is not a valid git ref name"),
+    (lambda p: p.update(ref="refs/heads/a b"), "'ref' is not a valid git ref name"),
+    (lambda p: p.update(ref="refs/tags/../../heads/x"), "'ref' is not a valid git ref name"),
+    (lambda p: p.update(ref="refs/tags/v1\x7f"), "'ref' is not a valid git ref name"),
+    (lambda p: p.update(ref="refs/heads/x.lock"), "'ref' is not a valid git ref name"),
+    (lambda p: p.update(ref="refs/heads/.hidden"), "'ref' is not a valid git ref name"),
+    (lambda p: p.update(ref="refs/heads/a@{1}"), "'ref' is not a valid git ref name"),
+    (lambda p: p.update(ref="refs/heads/"), "'ref' is not a valid git ref name"),
     (lambda p: p["repository"].pop("clone_url"), "'repository.clone_url'"),
 ])
 def test_malformed_payloads_name_the_field(change, field):
@@ -127,6 +136,13 @@ def test_malformed_payloads_name_the_field(change, field):
     change(payload)
     with pytest.raises(forges.PayloadError, match=field):
         forges.read_push("github", payload)
+
+
+@pytest.mark.parametrize("ref", ["refs/heads/main", "refs/heads/feature/x-1_2.3", "refs/tags/v1.0.0",
+                                 "refs/heads/ünïcode", "refs/heads/a.b/c"])
+def test_ordinary_ref_names_are_read(ref):
+    payload = push_payload("github", URLS["github"], "lab/x", ref, SHA)
+    assert forges.read_push("github", payload).ref == ref
 
 
 def test_bodies_that_are_not_json_objects():

@@ -104,3 +104,28 @@ def test_hub_tokens_go_only_to_their_host():
     assert hub_credentials(settings, ["https://evil.example/o/r"]) is None
     assert hub_credentials(settings, ["https://github.com/o/r", "https://evil.example/x"]) is None
     assert "ghp_hub" not in repr(hub_credentials(settings, ["https://github.com/o/r"]))
+
+
+async def test_the_ci_api_gets_the_hubs_tokens_only_for_prebuild_specs(config):
+    """A token with the prebuild scope may name any repository; the hub's own tokens (a private
+    repository's clone, and its build log streamed back) go only to c.Prebuild.specs."""
+    import asyncio
+
+    config.Prebuild.specs = [r"^git/https%3A%2F%2Fgit\.lab\.example%2Fmy-lab%2F"]
+    config.Prebuild.access_tokens = {"git.lab.example": "glpat_hub"}
+    prebuilder = Prebuilder(config, DockerBinderSpawner)
+    ours, other = "https://git.lab.example/my-lab/course.git", "https://git.lab.example/other-lab/secret.git"
+    jobs = {}
+    for url in (ours, other):
+        outcome = prebuilder.request({"repo": url, "ref": "main"}, who="ci")
+        outcome.job.task.cancel()  # before it runs: nothing is fetched
+        await asyncio.gather(outcome.job.task, return_exceptions=True)
+        jobs[url] = outcome.job
+    for url, token in ((ours, "glpat_hub"), (other, None)):
+        context = getattr(jobs[url], "context", None) or prebuilder.context  # what the job launches with
+        _, provider, source = launcher.read_request(context, {"repo": url, "ref": "main"})
+        found = context.credentials_for(provider, source)
+        assert (found.token if found else None) == token
+    # a push admitted by the allow rules (here: a recent launch) keeps the hub's token
+    _, provider, source = launcher.read_request(prebuilder.context, {"repo": other})
+    assert prebuilder.context.credentials_for(provider, source).token == "glpat_hub"

@@ -191,3 +191,28 @@ def test_the_page_reads_other_parts_settings_without_importing_them():
     c.PersistentHome.enabled = True
     assert sharepage._setting(c, "PersistentHome", "enabled")
     assert not sharepage._setting(None, "PushBack", "enabled")
+
+
+def test_the_share_page_names_only_members_jupyterhubs_share_api_would(db):
+    """JupyterHub's share API shares with a user (group) by name only with 'read:users:name'
+    ('read:groups:name') on them; the page asks the same, and answers as for a name nobody has."""
+    from jupyterhub.scopes import parse_scopes
+
+    owner_orm, other, (server,) = servers(db, "s")
+    lab = orm.Group(name="lab", users=[owner_orm, other])
+    db.add(lab)
+    db.commit()
+    owner = SimpleNamespace(orm_user=owner_orm, name="ann")
+    handler = object.__new__(sharepage.SharePageHandler)
+    handler.application = SimpleNamespace(settings={
+        "db": db, "authenticator": SimpleNamespace(normalize_username=lambda n: n.lower())})
+    handler._jupyterhub_user = SimpleNamespace(admin=False)
+    handler.parsed_scopes = parse_scopes({"shares!user=ann", "read:users:name!user=ann"})
+    with pytest.raises(ValueError, match="No user 'bob'"):
+        handler._member("bob", owner)
+    with pytest.raises(ValueError, match="No user 'nobody'"):
+        handler._member("nobody", owner)
+    with pytest.raises(ValueError, match="'lab' is not a group"):
+        handler._group("lab", owner)
+    handler.parsed_scopes = parse_scopes({"shares!user=ann", "read:users:name", "read:groups:name"})
+    assert handler._member("Bob", owner) is other and handler._group("lab", owner) is lab
