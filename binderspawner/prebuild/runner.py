@@ -51,9 +51,12 @@ class PrebuildContext(BinderSpawner):
 
 
 def hub_credentials(settings, urls):
-    """The c.Prebuild.access_tokens token whose host pattern covers every URL, else None."""
-    for pattern, token in settings.access_tokens.items():
-        credentials = TokenCredentials(token, username=settings.git_username, hosts=(pattern,))
+    """The c.Prebuild.access_tokens token whose host patterns cover every URL, else None. A key
+    may hold several patterns (spaces or commas): a GitHub repository is reached through both
+    github.com and api.github.com."""
+    for patterns, token in settings.access_tokens.items():
+        hosts = tuple(patterns.replace(",", " ").split())
+        credentials = TokenCredentials(token, username=settings.git_username, hosts=hosts)
         if urls and all(credentials.covers(url) for url in urls):
             return credentials
     return None

@@ -81,9 +81,11 @@ class Prebuild(LoggingConfigurable):
     access_tokens = Dict(
         value_trait=Unicode(),
         default_value={},
-        help="""The hub's own tokens for prebuilding private repositories: {host pattern: token},
-        e.g. {'github.com': '<a fine-grained read-only token>'}. Patterns as
-        LabAuthenticatorMixin.credential_hosts ('host', 'host:port', '*.domain'). A token is used only
+        help="""The hub's own tokens for prebuilding private repositories: {host patterns: token},
+        e.g. {'github.com api.github.com': '<a fine-grained read-only token>'} (GitHub repositories
+        are resolved through api.github.com and cloned from github.com: name both). Patterns as
+        LabAuthenticatorMixin.credential_hosts ('host', 'host:port', '*.domain'), several in one key
+        separated by spaces or commas. A token is used only
         for repositories on its host; a private repository without one is skipped (logged). Members'
         tokens are never used for prebuilds.""",
     ).tag(config=True)

@@ -129,3 +129,11 @@ async def test_the_ci_api_gets_the_hubs_tokens_only_for_prebuild_specs(config):
     # a push admitted by the allow rules (here: a recent launch) keeps the hub's token
     _, provider, source = launcher.read_request(prebuilder.context, {"repo": other})
     assert prebuilder.context.credentials_for(provider, source).token == "glpat_hub"
+
+
+def test_one_token_may_name_several_hosts_for_a_github_repository():
+    # a gh/ repository is resolved through api.github.com and cloned from github.com
+    urls = ["https://api.github.com/repos/o/r", "https://github.com/o/r"]
+    assert hub_credentials(Prebuild(access_tokens={"github.com": "t"}), urls) is None
+    assert hub_credentials(Prebuild(access_tokens={"github.com api.github.com": "t"}), urls).token == "t"
+    assert hub_credentials(Prebuild(access_tokens={"github.com,api.github.com": "t"}), urls).token == "t"
