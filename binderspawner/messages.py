@@ -353,3 +353,9 @@ ENVKEY_BUILT = "Built the environment image {image}."
 ENVKEY_FOUND = "Found the environment image {image}: no environment build for this commit."
 ENVKEY_CONTENT = "Adding the repository's files to the environment image: {image}"
 ENVKEY_CONTENT_FAILED = "Adding the repository's files to make {image} failed: {error}"
+
+# --- newcomer review: settings an admin sets in an order that silently undoes them ----------------
+HOMES_NOT_CLEANED = ("c.PersistentHome is enabled, but the cleanup service {problem}, so homes never expire "
+                     "(c.PersistentHome.expire_days = {days:g}) and c.PersistentHome.total_budget is never "
+                     "measured. Call binderspawner.services.cleanup.configure(c) after the c.PersistentHome "
+                     "settings in jupyterhub_config.py, as config/private_lab_config.py does.")
