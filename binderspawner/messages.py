@@ -359,3 +359,5 @@ HOMES_NOT_CLEANED = ("c.PersistentHome is enabled, but the cleanup service {prob
                      "(c.PersistentHome.expire_days = {days:g}) and c.PersistentHome.total_budget is never "
                      "measured. Call binderspawner.services.cleanup.configure(c) after the c.PersistentHome "
                      "settings in jupyterhub_config.py, as config/private_lab_config.py does.")
+HOME_OPTION_UNUSED = ("The 'home' option 'fresh' is ignored: this hub keeps no persistent homes "
+                      "(c.PersistentHome.enabled is off), so every server starts from the repository as it is.")
