@@ -164,8 +164,11 @@ class Repo2DockerBuilder(Repo2DockerBase):
         start, Pipfile(.lock), the binder directory, and this hub's base image, server
         requirements, indexes and CA bundle) share one '<repository>:env-<key>' image, and a
         content-only commit adds its files to it in about a second. Repositories whose build may
-        read any file (Dockerfile, postBuild, setup.py or an installable pyproject.toml) are
-        always built whole by repo2docker. False: every commit is a full repo2docker build.""",
+        read any file (Dockerfile, postBuild, setup.py or an installable pyproject.toml, a
+        requirements file or Pipfile installing the repository's files such as '-e .') and, not
+        keyed yet, uv.lock builds, conda environments and repo2docker's own buildpacks are built
+        whole by repo2docker (the progress page says why). False: every commit is a full
+        repo2docker build.""",
     ).tag(config=True)
 
     _client = None
