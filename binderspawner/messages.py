@@ -361,3 +361,7 @@ HOMES_NOT_CLEANED = ("c.PersistentHome is enabled, but the cleanup service {prob
                      "settings in jupyterhub_config.py, as config/private_lab_config.py does.")
 HOME_OPTION_UNUSED = ("The 'home' option 'fresh' is ignored: this hub keeps no persistent homes "
                       "(c.PersistentHome.enabled is off), so every server starts from the repository as it is.")
+CULLER_SETTINGS_NOT_APPLIED = ("c.IdleCuller asks for timeout {timeout} s and max_age {max_age} s, but the idle "
+                               "culler runs with {running_timeout} s and {running_max_age} s (those settings were "
+                               "made after binderspawner.services.culling.configure(c)); users are shown what "
+                               "it runs with. Call culling.configure(c) after the c.IdleCuller settings.")
