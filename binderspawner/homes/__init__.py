@@ -171,12 +171,16 @@ def touch(lifecycle_dir, name, log):
 
 def form_field(spawner):
     """The spawn form's 'start fresh' checkbox (HTML), or '' when homes are off."""
-    if not hasattr(spawner, "config") or not PersistentHome(config=spawner.config).enabled:
+    settings = PersistentHome(config=spawner.config) if hasattr(spawner, "config") else None
+    if settings is None or not settings.enabled:
         return ""
+    # as HOME_FRESH says after the launch: the old home expires like any unused one
+    kept = (f"kept untouched, and removed after {settings.expire_days:g} days unused" if settings.expire_days > 0
+            else "kept untouched")
     return ('<div class="form-check mb-2"><input class="form-check-input" type="checkbox" id="binder-home-fresh" '
             'name="home" value="fresh"><label class="form-check-label" for="binder-home-fresh">'
-            'Start with a fresh home: your saved work on this repository is set aside (kept, not '
-            'deleted) and the server starts from the repository as it is.</label></div>')
+            f'Start with a fresh home: your saved work on this repository is set aside ({kept}) and the '
+            'server starts from the repository as it is.</label></div>')
 
 
 from binderspawner.homes import records  # noqa: E402,F401 - registers the hook that marks shared homes

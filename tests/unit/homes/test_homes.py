@@ -128,3 +128,7 @@ def test_the_form_offers_start_fresh_only_with_homes_on():
     on = SimpleNamespace(config=Config({"PersistentHome": {"enabled": True}}))
     assert form_field(off) == "" and form_field(SimpleNamespace()) == ""
     assert 'name="home" value="fresh"' in form_field(on)
+    # the form says what happens to the old home, as the progress page does after the launch
+    assert "removed after 30 days unused" in form_field(on) and "not deleted" not in form_field(on)
+    lab = SimpleNamespace(config=Config({"PersistentHome": {"enabled": True, "expire_days": 0}}))
+    assert "set aside (kept untouched)" in form_field(lab)
