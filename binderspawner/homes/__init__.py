@@ -55,7 +55,8 @@ class PersistentHome(Configurable):
     total_budget = Unicode("", help="""Disk all homes together may use ('500G'). When the cleanup
         service last measured them at or above it, launches that would make a new home are refused
         with a message (members keep using the homes they have: nobody's work is removed to make
-        room). Needs the cleanup service (it measures). Empty: no budget.""").tag(config=True)
+        room). Needs the cleanup service (it measures; cleanup.configure(c) called after
+        c.PersistentHome.enabled). Empty: no budget.""").tag(config=True)
 
     @validate("total_budget")
     def _valid_budget(self, proposal):
@@ -65,7 +66,8 @@ class PersistentHome(Configurable):
 
     expire_days = Float(30, help="""The cleanup service removes homes unused for this many days (no
         launch or stop in that time, no container using them), oldest first. Homes set aside by
-        'start fresh' expire the same way. 0: homes never expire.""").tag(config=True)
+        'start fresh' expire the same way. 0: homes never expire. Read by
+        binderspawner.services.cleanup.configure(c): set it (and enabled) before that call.""").tag(config=True)
 
     mount_path = Unicode("", help="""Where the home is mounted in the server. Empty: the image's
         $HOME (Docker; /home/jovyan in repo2docker images, which is also $REPO_DIR) or /home/jovyan

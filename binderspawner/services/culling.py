@@ -19,7 +19,7 @@ CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:se
 
 
 class IdleCuller(Configurable):
-    """Settings of the hub's idle culler (read by configure() and by the spawner's stop metrics)."""
+    """Settings of the hub's idle culler, read when configure(c) is called: set them before it."""
 
     name = Unicode("binder-idle-culler", help="Name of the culler's hub-managed service.").tag(config=True)
     timeout = Int(600, help="""Seconds a server may be idle before it is stopped. JupyterHub learns
