@@ -317,8 +317,9 @@ HOME_BUDGET_FULL = ("Your work on this repository cannot get a persistent home n
                     "Ask the hub admin to raise the budget or remove unused homes.")
 HOME_BUDGET_UNMEASURED = ("Your work on this repository cannot get a persistent home now: the hub has a "
                           "budget for homes (c.PersistentHome.total_budget) but the cleanup service has "
-                          "not measured them yet. Ask the hub admin to run the cleanup service "
-                          "(binderspawner.services.cleanup.configure(c)), or try again in a few minutes.")
+                          "not measured them yet. Try again in a few minutes; if this stays, the hub admin "
+                          "must run the cleanup service, calling binderspawner.services.cleanup.configure(c) "
+                          "after the c.PersistentHome settings.")
 HOME_SIZE_UNSUPPORTED = ("This hub is set to limit each persistent home to {size} "
                          "(c.PersistentHome.size_limit) but its volume driver {driver!r} cannot: {reason}. "
                          "No home is made without its limit; the hub admin must fix the storage or "

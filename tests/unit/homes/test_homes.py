@@ -59,6 +59,7 @@ def test_the_budget():
     assert budget_refusal("10G", 5 * 1024**3) is None
     assert "c.PersistentHome.total_budget" in budget_refusal("10G", 10 * 1024**3)
     assert "not measured them yet" in budget_refusal("10G", None)
+    assert "configure(c) after the c.PersistentHome settings" in budget_refusal("10G", None)
 
 
 def test_bad_sizes_are_refused_at_config_load():
