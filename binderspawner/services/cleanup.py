@@ -174,7 +174,8 @@ def homes_not_cleaned(config):
         return None
     name = HubCleanup(config=config).name
     hub = config.get("JupyterHub", {})
-    service = next((s for s in _listed(hub.get("services", [])) if s.get("name") == name), None)
+    service = next((s for s in _listed(hub.get("services", [])) if isinstance(s, dict) and s.get("name") == name),
+                   None)
     command = list((service or {}).get("command") or [])
     if service is None:
         problem = f"({name!r}) is not configured"
