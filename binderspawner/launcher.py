@@ -20,10 +20,11 @@ import time
 from dataclasses import dataclass, replace
 from typing import Optional
 
-from binderspawner import metrics
+from binderspawner import messages, metrics
 from binderspawner.builders import BuildRequest
 from binderspawner.builders import logs as buildlogs
 from binderspawner.builders.queue import LAUNCH, hub_queue
+from binderspawner.homes import PersistentHome
 from binderspawner.launch import images
 from binderspawner.launch.options import LaunchRequest, parse_launch_options
 from binderspawner.launch.speccontrol import SpecControl
@@ -122,6 +123,8 @@ async def make_launch(spawner, options, report, admit=None, priority=LAUNCH, pre
     if request.size:
         report(f"Size {request.size!r}: {resources.cpu_limit:g} CPU, "
                f"{(resources.mem_limit or 0) / 1024**3:g} GiB memory")
+    if request.fresh_home and not PersistentHome(parent=spawner).enabled:
+        report(messages.HOME_OPTION_UNUSED)  # never silently: the option asks for what is off here
     what = f"ref {ref!r}" if ref else "the default branch"
     report(f"Resolving {what} of {source.display_name}", 5)
     credentials = spawner.credentials_for(provider, source)

@@ -318,8 +318,9 @@ HOME_BUDGET_FULL = ("Your work on this repository cannot get a persistent home n
                     "Ask the hub admin to raise the budget or remove unused homes.")
 HOME_BUDGET_UNMEASURED = ("Your work on this repository cannot get a persistent home now: the hub has a "
                           "budget for homes (c.PersistentHome.total_budget) but the cleanup service has "
-                          "not measured them yet. Ask the hub admin to run the cleanup service "
-                          "(binderspawner.services.cleanup.configure(c)), or try again in a few minutes.")
+                          "not measured them yet. Try again in a few minutes; if this stays, the hub admin "
+                          "must run the cleanup service, calling binderspawner.services.cleanup.configure(c) "
+                          "after the c.PersistentHome settings.")
 HOME_SIZE_UNSUPPORTED = ("This hub is set to limit each persistent home to {size} "
                          "(c.PersistentHome.size_limit) but its volume driver {driver!r} cannot: {reason}. "
                          "No home is made without its limit; the hub admin must fix the storage or "
@@ -358,3 +359,14 @@ ENVKEY_CONTENT_FAILED = "Adding the repository's files to make {image} failed: {
 # --- attack review: persistent homes -------------------------------------------------------------------
 HOME_MERGE_UNREADABLE = ("the merge helper (the launch image's python3) gave a result that is not a merge "
                          "summary; was python3 replaced in the image?")
+# --- newcomer review: settings an admin sets in an order that silently undoes them ----------------
+HOMES_NOT_CLEANED = ("c.PersistentHome is enabled, but the cleanup service {problem}, so homes never expire "
+                     "(c.PersistentHome.expire_days = {days:g}) and c.PersistentHome.total_budget is never "
+                     "measured. Call binderspawner.services.cleanup.configure(c) after the c.PersistentHome "
+                     "settings in jupyterhub_config.py, as config/private_lab_config.py does.")
+HOME_OPTION_UNUSED = ("The 'home' option 'fresh' is ignored: this hub keeps no persistent homes "
+                      "(c.PersistentHome.enabled is off), so every server starts from the repository as it is.")
+CULLER_SETTINGS_NOT_APPLIED = ("c.IdleCuller asks for timeout {timeout} s and max_age {max_age} s, but the idle "
+                               "culler runs with {running_timeout} s and {running_max_age} s (those settings were "
+                               "made after binderspawner.services.culling.configure(c)); users are shown what "
+                               "it runs with. Call culling.configure(c) after the c.IdleCuller settings.")

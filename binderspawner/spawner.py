@@ -250,7 +250,7 @@ class BinderSpawner(BinderSpawnerMixin):
         orm_spawner = getattr(self, "orm_spawner", None)
         if orm_spawner is not None:
             metrics.SERVER_STOPS.labels(reason=culling.stop_reason_for(
-                culling.IdleCuller(config=self.config), orm_spawner)).inc()
+                culling.running_culler(self.config) or culling.IdleCuller(config=self.config), orm_spawner)).inc()
         return await super().stop(now=now)
 
     def get_args(self):
@@ -270,10 +270,10 @@ class BinderSpawner(BinderSpawnerMixin):
 
     def _stop_times_env(self):
         """When this server is stopped, for the notice inside the session (binderspawner/session)."""
-        culler = culling.IdleCuller(config=self.config)
-        idle, max_age = culling.stop_rules(culler.timeout, culler.max_age,
-                                           culling.culler_configured(self.config, culler.name),
-                                           self.shutdown_no_activity_timeout)
+        culler = culling.running_culler(self.config)  # what the culler runs with, as the home page shows
+        _warn_once(self.log, culling.settings_not_applied(self.config))
+        idle, max_age = culling.stop_rules(culler.timeout if culler else 0, culler.max_age if culler else 0,
+                                           culler is not None, self.shutdown_no_activity_timeout)
         started = getattr(getattr(self, "orm_spawner", None), "started", None)
         return session.server_env(idle, max_age, started, sharepage.session_link(self))
 
@@ -339,3 +339,10 @@ def _warn_deprecated_config(config, log):
             _warned.add(key)
             log.warning("c.%s.%s is deprecated: set c.BinderSpawner.%s instead (the old name is "
                         "still applied, below c.BinderSpawner.%s).", _DEPRECATED_SECTION, key, key, key)
+
+
+def _warn_once(log, message):
+    """Log a configuration problem once per hub process (spawns would repeat it)."""
+    if message and message not in _warned:
+        _warned.add(message)
+        log.warning(message)

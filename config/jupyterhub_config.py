@@ -54,8 +54,9 @@ c.GitProvider.allowed_hosts = [  # (env: comma-separated)
 c.GitProvider.resolved_ref_ttl = 60
 
 # --- Builds -----------------------------------------------------------------------------------
-# 'venv': requirements.txt/apt.txt/postBuild/start on the base image's Python, no conda or Docker
-# Hub needed. 'repo2docker': repo2docker's own buildpacks (conda, R, Julia...), which need both.
+# 'venv': requirements.txt/apt.txt/postBuild/start on the base image's Python, conda environments
+# from conda_channels (below) through the hub, no Docker Hub needed. 'repo2docker': repo2docker's own
+# buildpacks (conda, R, Julia...), which need conda-forge and Docker Hub.
 c.Repo2DockerBuilder.buildpacks = os.environ.get("BINDERSPAWNER_BUILDPACKS", "venv")  # (env)
 c.Repo2DockerBuilder.base_image = "binderspawner-base:bookworm"  # built by scripts/provision.sh
 # A pinned Python without a base image (python_base_images: 3.11, 3.13, 3.14) builds with the nearest

@@ -60,8 +60,9 @@ c.JupyterHub.load_roles.append(
     {"name": "user", "scopes": ["self", "shares!user", "read:users:name", "read:groups:name"]})
 
 # --- Pushing back to the repository (off) ---------------------------------------------------------
-# True lets members push commits from their own, unshared server with their own token, fetched from
-# the hub per push; turned off for a server while it is shared.
+# True lets members push commits from their own server with their own token, fetched from the hub
+# per push; never from a server that was ever shared (revoking does not undo it), nor, with
+# persistent homes, from a server on a home that was ever shared.
 c.PushBack.enabled = False
 
 # --- Persistent homes: members' work survives culling, restarts and new commits ---------------------

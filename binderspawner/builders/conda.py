@@ -34,6 +34,7 @@ PIP_FILE = "pip-requirements.txt"
 # The payload's directory in the hub's checkout; anything of the repository's at that name goes.
 PAYLOAD_DIR = "binderspawner-conda-payload"
 CHANNELS_SETTING = "c.Repo2DockerBuilder.conda_channels"
+TIMEOUT_SETTING = "c.Repo2DockerBuilder.conda_timeout"
 
 
 class CondaFailed(Exception):
@@ -163,7 +164,7 @@ async def solve(environment, python_version, settings, emit, repo_channel_rules=
     except asyncio.TimeoutError:
         raise CondaFailed(messages.CONDA_CHANNEL_UNREACHABLE.format(
             channel=", ".join(public_url(b) for _, b in channels), setting=CHANNELS_SETTING,
-            reason=f"no answer within {settings.download_timeout:g} s"))
+            reason=f"no answer within {settings.download_timeout:g} s ({TIMEOUT_SETTING})"))
     except Exception as e:  # rattler's SolverError / GatewayError (exceptions module of the extension)
         kind, text = type(e).__name__, str(e)
         if kind == "SolverError":

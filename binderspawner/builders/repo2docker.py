@@ -121,6 +121,14 @@ class Repo2DockerBuilder(Repo2DockerBase):
         runtime.txt version no base image has (3.10, 3.12) comes from the channel too.""",
     ).tag(config=True)
 
+    conda_timeout = Float(
+        600,
+        help="""Seconds the hub waits for the conda channels: the whole solve (repodata fetches), and
+        each package download. A channel whose packets a firewall drops fails only after this long
+        (one that refuses connections or does not resolve fails at once), naming the channel and
+        this setting. Lower it where the channels are near (a mirror on the hub's network).""",
+    ).tag(config=True)
+
     conda_cache_dir = Unicode(
         "",
         help="""Directory where py-rattler caches channel repodata on the hub; empty: its default
@@ -164,8 +172,11 @@ class Repo2DockerBuilder(Repo2DockerBase):
         start, Pipfile(.lock), the binder directory, and this hub's base image, server
         requirements, indexes and CA bundle) share one '<repository>:env-<key>' image, and a
         content-only commit adds its files to it in about a second. Repositories whose build may
-        read any file (Dockerfile, postBuild, setup.py or an installable pyproject.toml) are
-        always built whole by repo2docker. False: every commit is a full repo2docker build.""",
+        read any file (Dockerfile, postBuild, setup.py or an installable pyproject.toml, a
+        requirements file or Pipfile installing the repository's files such as '-e .') and, not
+        keyed yet, uv.lock builds, conda environments and repo2docker's own buildpacks are built
+        whole by repo2docker (the progress page says why). False: every commit is a full
+        repo2docker build.""",
     ).tag(config=True)
 
     _client = None
@@ -208,7 +219,7 @@ class Repo2DockerBuilder(Repo2DockerBase):
         """The conda settings builders/conda.py works with."""
         return conda.CondaSettings(tuple(self.conda_channels), self.conda_channel_alias,
                                    tuple(RepoProvider(config=self.config).allowed_private_hosts),
-                                   self.conda_cache_dir)
+                                   self.conda_cache_dir, self.conda_timeout)
 
     def environment_settings(self, environment, conda_payload=None):
         """The settings' 'environment' entry for one decided build (pure); paths are relative to

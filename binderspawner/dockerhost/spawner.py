@@ -9,7 +9,7 @@ from traitlets import default
 from binderspawner.dockerhost import fence, homes, limits, startup
 from binderspawner.homes import PersistentHome
 from binderspawner.policy.resources import ResourcePolicy
-from binderspawner.services.cleanup import LABEL_HUB
+from binderspawner.services.cleanup import LABEL_HUB, homes_not_cleaned
 from binderspawner.spawner import BinderSpawner
 
 
@@ -34,6 +34,7 @@ class DockerBinderSpawner(BinderSpawner, DockerSpawner):
     async def prepare_server(self, launch):
         self.home_mount = None
         if PersistentHome(parent=self).enabled:
+            warn_homes_not_cleaned(self)
             home, path = await homes.prepare(self, launch, self.progress_log.report)
             self.home_mount = (home.name, path)
             self.launch_state = {**self.launch_state, "home": home.name}
@@ -90,3 +91,17 @@ class DockerBinderSpawner(BinderSpawner, DockerSpawner):
         finally:
             self.extra_create_kwargs, self.extra_host_config = configured_create, configured_host
             self.volumes = configured_volumes
+
+
+_homes_checked = set()  # configs checked by this hub process (one warning per hub, not per launch)
+
+
+def warn_homes_not_cleaned(spawner):
+    """Log (once per hub process) when c.PersistentHome is on but the cleanup service will not
+    expire or measure the homes (cleanup.configure(c) called before the c.PersistentHome settings)."""
+    if id(spawner.config) in _homes_checked:
+        return
+    _homes_checked.add(id(spawner.config))
+    problem = homes_not_cleaned(spawner.config)
+    if problem:
+        spawner.log.warning(problem)

@@ -57,7 +57,8 @@ class PersistentHome(Configurable):
     total_budget = Unicode("", help="""Disk all homes together may use ('500G'). When the cleanup
         service last measured them at or above it, launches that would make a new home are refused
         with a message (members keep using the homes they have: nobody's work is removed to make
-        room). Needs the cleanup service (it measures). Empty: no budget.""").tag(config=True)
+        room). Needs the cleanup service (it measures; cleanup.configure(c) called after
+        c.PersistentHome.enabled). Empty: no budget.""").tag(config=True)
 
     @validate("total_budget")
     def _valid_budget(self, proposal):
@@ -67,7 +68,8 @@ class PersistentHome(Configurable):
 
     expire_days = Float(30, help="""The cleanup service removes homes unused for this many days (no
         launch or stop in that time, no container using them), oldest first. Homes set aside by
-        'start fresh' expire the same way. 0: homes never expire.""").tag(config=True)
+        'start fresh' expire the same way. 0: homes never expire. Read by
+        binderspawner.services.cleanup.configure(c): set it (and enabled) before that call.""").tag(config=True)
 
     mount_path = Unicode("", help="""Where the home is mounted in the server. Empty: the image's
         $HOME (Docker; /home/jovyan in repo2docker images, which is also $REPO_DIR) or /home/jovyan
@@ -203,12 +205,16 @@ def touch(lifecycle_dir, name, log):
 
 def form_field(spawner):
     """The spawn form's 'start fresh' checkbox (HTML), or '' when homes are off."""
-    if not hasattr(spawner, "config") or not PersistentHome(config=spawner.config).enabled:
+    settings = PersistentHome(config=spawner.config) if hasattr(spawner, "config") else None
+    if settings is None or not settings.enabled:
         return ""
+    # as HOME_FRESH says after the launch: the old home expires like any unused one
+    kept = (f"kept untouched, and removed after {settings.expire_days:g} days unused" if settings.expire_days > 0
+            else "kept untouched")
     return ('<div class="form-check mb-2"><input class="form-check-input" type="checkbox" id="binder-home-fresh" '
             'name="home" value="fresh"><label class="form-check-label" for="binder-home-fresh">'
-            'Start with a fresh home: your saved work on this repository is set aside (kept, not '
-            'deleted) and the server starts from the repository as it is.</label></div>')
+            f'Start with a fresh home: your saved work on this repository is set aside ({kept}) and the '
+            'server starts from the repository as it is.</label></div>')
 
 
 from binderspawner.homes import records  # noqa: E402,F401 - registers the hook that marks shared homes

@@ -39,6 +39,7 @@ import requests
 from traitlets import Float, Unicode, default
 from traitlets.config import Configurable
 
+from binderspawner import messages
 from binderspawner.services.imagecache import CachedImage, LaunchLog, parse_size, plan_removal
 
 LABEL_HUB = "binderspawner.hub"
@@ -160,6 +161,31 @@ def configure(c):
     c.JupyterHub.services = [s for s in services if s.get("name") != service["name"]] + [service]
     c.JupyterHub.load_roles = [r for r in roles if r.get("name") != role["name"]] + [role]
     return service
+
+
+def homes_not_cleaned(config):
+    """Why the cleanup service in ``config`` (a hub's whole config) will not expire and measure
+    persistent homes as c.PersistentHome says, or None. configure(c) reads c.PersistentHome when it
+    is called, so settings made after it (or no call at all) are silently not applied. Pure."""
+    from binderspawner.homes import PersistentHome
+
+    homes = PersistentHome(config=config)
+    if not homes.enabled:
+        return None
+    name = HubCleanup(config=config).name
+    hub = config.get("JupyterHub", {})
+    service = next((s for s in _listed(hub.get("services", [])) if isinstance(s, dict) and s.get("name") == name),
+                   None)
+    command = list((service or {}).get("command") or [])
+    if service is None:
+        problem = f"({name!r}) is not configured"
+    elif "--homes-expire-days" not in command:
+        problem = "was configured before c.PersistentHome.enabled was set"
+    elif command[command.index("--homes-expire-days") + 1:][:1] != [str(homes.expire_days)]:
+        problem = "was configured before c.PersistentHome.expire_days was set"
+    else:
+        return None
+    return messages.HOMES_NOT_CLEANED.format(problem=problem, days=homes.expire_days)
 
 
 def _listed(value):

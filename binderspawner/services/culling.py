@@ -19,7 +19,7 @@ CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:se
 
 
 class IdleCuller(Configurable):
-    """Settings of the hub's idle culler (read by configure() and by the spawner's stop metrics)."""
+    """Settings of the hub's idle culler, read when configure(c) is called: set them before it."""
 
     name = Unicode("binder-idle-culler", help="Name of the culler's hub-managed service.").tag(config=True)
     timeout = Int(600, help="""Seconds a server may be idle before it is stopped. JupyterHub learns
@@ -57,13 +57,52 @@ def culler_service_and_role(culler):
 
 def configure(c):
     """Add the idle culler to the config ``c`` (from jupyterhub_config.py), using c.IdleCuller.*,
-    and its stop times to the hub's pages (``binder_stop_times``, read by templates/home.html)."""
+    and its stop times to the hub's pages (``binder_stop_times``, read by templates/home.html).
+    Called again after later c.IdleCuller settings, it replaces the culler (never a second one)."""
     culler = IdleCuller(config=c)
     service, role = culler_service_and_role(culler)
-    c.JupyterHub.services.append(service)
-    c.JupyterHub.load_roles.append(role)
+    services, roles = _listed(c.JupyterHub.services), _listed(c.JupyterHub.load_roles)
+    c.JupyterHub.services = [s for s in services if s.get("name") != service["name"]] + [service]
+    c.JupyterHub.load_roles = [r for r in roles if r.get("name") != role["name"]] + [role]
     c.JupyterHub.template_vars.update({"binder_stop_times": StopTimes(culler.timeout, culler.max_age)})
     return service
+
+
+def _listed(value):
+    return list(value.get_value([]) if isinstance(value, LazyConfigValue) else value or [])
+
+
+class RunningCuller:
+    """The settings the configured culler service runs with (read from its command), which may not
+    be c.IdleCuller's if those were set after configure(c)."""
+
+    def __init__(self, name, timeout, max_age):
+        self.name, self.timeout, self.max_age = name, timeout, max_age
+
+
+def running_culler(config):
+    """RunningCuller of the culler service in the hub's ``config``, or None when none is configured.
+    The stop times users are shown and the cull metrics use this: what really stops servers."""
+    name = IdleCuller(config=config).name
+    services = config.JupyterHub.get("services") if "JupyterHub" in config else None
+    service = next((s for s in _listed(services) if isinstance(s, dict) and s.get("name") == name), None)
+    if service is None:
+        return None
+    flags = dict(a.split("=", 1) for a in service.get("command") or [] if a.startswith("--") and "=" in a)
+    return RunningCuller(name, int(flags.get("--timeout", 0)), int(flags.get("--max-age", 0)))
+
+
+def settings_not_applied(config):
+    """A message when c.IdleCuller's timeout or max_age differ from what the configured culler runs
+    with (set after culling.configure(c)), else None (pure)."""
+    running, wanted = running_culler(config), IdleCuller(config=config)
+    if running is None or (running.timeout, running.max_age) == (wanted.timeout, wanted.max_age):
+        return None
+    from binderspawner import messages
+
+    return messages.CULLER_SETTINGS_NOT_APPLIED.format(
+        timeout=wanted.timeout, max_age=wanted.max_age, running_timeout=running.timeout,
+        running_max_age=running.max_age)
 
 
 def culler_configured(config, name):

@@ -111,3 +111,12 @@ async def test_a_refused_option_stops_before_any_network_or_quota(spawner, git_s
     with pytest.raises(LaunchError) as unknown:
         launcher.read_request(spawner, {"repo": git_server.url("requirements"), "colour": "red"})
     assert unknown.value.field == "colour"
+
+
+async def test_a_fresh_home_asked_of_a_hub_without_homes_is_named_not_silently_dropped(spawner, git_server):
+    reported, report = messages()
+    await launcher.make_launch(spawner, {"repo": git_server.url("requirements"), "home": "fresh"}, report)
+    assert any("'home' option 'fresh' is ignored" in m and "c.PersistentHome.enabled" in m for m in reported)
+    reported.clear()
+    await launcher.make_launch(spawner, {"repo": git_server.url("requirements")}, report)
+    assert not any("'home'" in m for m in reported)

@@ -59,6 +59,7 @@ def test_the_budget():
     assert budget_refusal("10G", 5 * 1024**3) is None
     assert "c.PersistentHome.total_budget" in budget_refusal("10G", 10 * 1024**3)
     assert "not measured them yet" in budget_refusal("10G", None)
+    assert "configure(c) after the c.PersistentHome settings" in budget_refusal("10G", None)
 
 
 def test_bad_sizes_are_refused_at_config_load():
@@ -128,6 +129,10 @@ def test_the_form_offers_start_fresh_only_with_homes_on():
     on = SimpleNamespace(config=Config({"PersistentHome": {"enabled": True}}))
     assert form_field(off) == "" and form_field(SimpleNamespace()) == ""
     assert 'name="home" value="fresh"' in form_field(on)
+    # the form says what happens to the old home, as the progress page does after the launch
+    assert "removed after 30 days unused" in form_field(on) and "not deleted" not in form_field(on)
+    lab = SimpleNamespace(config=Config({"PersistentHome": {"enabled": True, "expire_days": 0}}))
+    assert "set aside (kept untouched)" in form_field(lab)
 
 
 @pytest.mark.parametrize("line", [
