@@ -28,6 +28,9 @@ from binderspawner.web.handlers import binder_handlers, TEMPLATE_PATH
 c.JupyterHub.extra_handlers = binder_handlers()
 c.JupyterHub.template_paths = [TEMPLATE_PATH]
 c.Spawner.http_timeout = 600  # a dead server must fail on its own, not by this timeout
+# the progress page at once, as a Binder link shows it: a launch whose image is cached can fail
+# within JupyterHub's default 10 s, and the hub would then answer with its error page instead
+c.JupyterHub.slow_spawn_timeout = 0
 """
 SERVER_IMAGE = SERVER_DOCKERFILE
 NOTEBOOK = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
