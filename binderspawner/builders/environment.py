@@ -73,8 +73,6 @@ _PIPFILE_VERSION = re.compile(r"\d+(\.\d+)*")
 UV_LOCK = "uv.lock"  # read at the root only, beside pyproject.toml, without a binder directory
 # Lock files of tools this hub does not install from (conda's locks are the conda kind's).
 UNREAD_LOCKS = ("poetry.lock", "pdm.lock", "requirements.lock", "requirements-dev.lock", "pylock.toml")
-# Pipenv's source when a Pipfile names none (part of what its lock hash covers).
-_PIPENV_DEFAULT_SOURCE = {"name": "pypi", "url": "https://pypi.org/simple", "verify_ssl": True}
 _PIPFILE_SECTIONS = ("source", "packages", "dev-packages", "requires", "scripts", "pipfile", "pipenv")
 
 
@@ -307,6 +305,14 @@ def lock_warnings(repo, binder, env):
     return out
 
 
+def pipenv_default_source():
+    """Pipenv's source when a Pipfile names none (part of what its lock hash covers): the package
+    index pip itself defaults to, read from pip rather than written here."""
+    from pip._internal.models.index import PyPI
+
+    return {"name": "pypi", "url": PyPI.simple_url, "verify_ssl": True}
+
+
 def pipfile_hashes(text):
     """The hashes pipenv would record in Pipfile.lock's ``_meta.hash.sha256`` for this Pipfile:
     sha256 of the compact, key-sorted JSON of its sources (pipenv's default source when it names
@@ -315,7 +321,7 @@ def pipfile_hashes(text):
     tomllib.TOMLDecodeError, or TypeError/ValueError for values JSON cannot hold."""
     data = tomllib.loads(text)
     if "source" not in data:
-        data["source"] = [dict(_PIPENV_DEFAULT_SOURCE)]
+        data["source"] = [pipenv_default_source()]
     categories = {"default": data.get("packages", {}), "develop": data.get("dev-packages", {}),
                   **{name: values for name, values in data.items()
                      if name not in _PIPFILE_SECTIONS and name not in ("default", "develop")}}

@@ -9,6 +9,7 @@ import uuid
 
 import docker
 import pytest
+from pip._internal.models.index import PyPI
 
 from binderspawner.builders.environment import pipfile_hashes
 from binderspawner.errors import BuildFailed
@@ -33,7 +34,9 @@ build-backend = "setuptools.build_meta"
 [tool.setuptools]
 packages = ["lockedproject"]
 """
-_FILES = "https://files.pythonhosted.org/packages"
+# the index a uv.lock made against pip's own default index records (read from pip, not written here)
+_INDEX = PyPI.simple_url
+_FILES = f"https://{PyPI.file_storage_domain}/packages"
 UV_LOCK = f"""\
 version = 1
 revision = 5
@@ -57,7 +60,7 @@ requires-dist = [
 [[package]]
 name = "pyjokes"
 version = "0.6.0"
-source = {{ registry = "https://pypi.org/simple" }}
+source = {{ registry = "{_INDEX}" }}
 sdist = {{ url = "{_FILES}/c2/82/faa0a9676ba148de181793a81f193f4a5a9eb344b4faf80fa28d8b1c8f3f/pyjokes-0.6.0.tar.gz", \
 hash = "sha256:08860eedb78cbfa4618243c8db088f21c39823ece1fdaf0133e52d9c56e981a5", size = 24439, \
 upload-time = "2019-08-14T20:47:16.4Z" }}
@@ -71,7 +74,7 @@ upload-time = "2019-08-14T20:47:05.345Z" }},
 [[package]]
 name = "six"
 version = "1.16.0"
-source = {{ registry = "https://pypi.org/simple" }}
+source = {{ registry = "{_INDEX}" }}
 sdist = {{ url = "{_FILES}/71/39/171f1c67cd00715f190ba0b100d606d440a28c93c7714febeca8b79af85e/six-1.16.0.tar.gz", \
 hash = "sha256:1e61c37477a1626458e36f7b1d82aa5c9b094fa4802892072e49de9c60c4c926", size = 34041, \
 upload-time = "2021-05-05T14:18:18.379Z" }}

@@ -5,6 +5,7 @@ a warning; and the buildpack's side (venv.py, install.py) of installing uv.lock 
 import json
 
 import pytest
+from pip._internal.models.index import PyPI
 
 from binderspawner.builders.buildpacks import install
 from binderspawner.builders.buildpacks.venv import _uv_project_self_contained, install_failure
@@ -119,7 +120,7 @@ def test_a_lock_file_in_the_binder_directory_is_named_too():
 # A Pipfile and the two hashes pipenv records for it: plette's Pipfile.get_hash() (names as written,
 # pipenv up to 2025) and pipenv 2026.10's (names PEP 503-normalized), both computed by pipenv itself.
 PIPFILE = """[[source]]
-url = "https://pypi.org/simple"
+url = "INDEX"
 verify_ssl = true
 name = "pypi"
 
@@ -132,7 +133,7 @@ Py_Test = "*"
 
 [requires]
 python_version = "3.11"
-"""
+""".replace("INDEX", PyPI.simple_url)  # pip's own default index, read from pip
 PLETTE_HASH = "2dd3c737be1650c0e4ca5a9c2f376a8b667dee03c84de8f771e52cc456e7ed0e"
 PIPENV_2026_HASH = "bbf01ae8cf6dee24b791de64d689fefe7bb425b6187098c312361d0176fedf9a"
 
