@@ -51,17 +51,14 @@ class WebhookHandler(web.RequestHandler):
     def prepare(self):
         self._chunks, self._size = [], 0
         self.prebuilder = prebuilder_for(self)
-        limit = self.prebuilder.settings.max_body_bytes
-        length = self.request.headers.get("Content-Length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            self._refuse(413, messages.PREBUILD_TOO_LARGE.format(size=length[:20], limit=limit))
-            return
-        # a body without Content-Length (chunked) is cut off by the connection past the limit
-        self.request.connection.set_max_body_size(limit)
 
     def data_received(self, chunk):
-        self._chunks.append(chunk)
+        """Bytes past max_body_bytes are counted and dropped, and post() answers 413. The body is
+        still read to its end: answering before it (tornado then closes the connection mid-body)
+        makes configurable-http-proxy answer 503 on its keep-alive connection instead."""
         self._size += len(chunk)
+        if self._size <= self.prebuilder.settings.max_body_bytes:
+            self._chunks.append(chunk)
 
     def _refuse(self, status, message):
         self.prebuilder.log.warning("Prebuild webhook %s from %s refused (%s): %s", self.request.path,
@@ -75,6 +72,9 @@ class WebhookHandler(web.RequestHandler):
         secret = self.prebuilder.settings.secret(forge)
         if not secret:
             return self._refuse(404, messages.PREBUILD_FORGE_OFF.format(forge=forge))
+        limit = self.prebuilder.settings.max_body_bytes
+        if self._size > limit:
+            return self._refuse(413, messages.PREBUILD_TOO_LARGE.format(size=self._size, limit=limit))
         body = b"".join(self._chunks)
         refused = forges.signature_refusal(forge, secret, self.request.headers, body)
         if refused:
