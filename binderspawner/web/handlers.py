@@ -135,8 +135,13 @@ class LaunchHandler(BinderHandler):
         self.check_repo(user, link)
         await self.named_spawner(user, link)
         spawn = asyncio.ensure_future(self.spawn_single_user(user, name, name, options=link.user_options))
-        await asyncio.wait([spawn], timeout=1)
-        if spawn.done() and spawn.exception():
+        # Wait only until the start begins (the hub's refusals, e.g. throttled or login expired, come
+        # before it), not a fixed time: every start, also one that fails at once (a cached image whose
+        # server exits), is then shown on the progress page, whatever the timing. The spawner is looked
+        # up each time: JupyterHub replaces a failed one in user.spawners when the spawn begins.
+        while not (spawn.done() or user.spawners[name]._spawn_pending):
+            await asyncio.sleep(0.02)
+        if spawn.done() and spawn.exception() and not user.spawners[name]._failed:
             error = spawn.exception()
             raise error if isinstance(error, web.HTTPError) else web.HTTPError(500, str(error))
         self.redirect(pending_url)
