@@ -75,7 +75,8 @@ class Prebuild(LoggingConfigurable):
     max_body_bytes = Int(
         1024 * 1024,
         help="""Largest webhook body accepted (bytes); larger deliveries are refused with 413 (their
-        bytes past the limit are read and dropped, never kept). GitHub's push payloads with many commits can reach a few hundred KiB.""",
+        bytes past the limit are read and dropped, never kept). GitHub's push payloads with many
+        commits can reach a few hundred KiB.""",
     ).tag(config=True)
 
     access_tokens = Dict(
