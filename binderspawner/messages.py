@@ -158,6 +158,11 @@ _PIP_MISSING = (re.compile(r"No matching distribution found for ([^\s;]+)"),
                            r"package registry"),
                 re.compile(r"Because there is no version of ([A-Za-z0-9._-]+(?:[<>=!~]=?[^ ]*)?)"))
 _APT_MISSING = re.compile(r"E: Unable to locate package (\S+)")
+# repo2docker runs postBuild as `./postBuild` (or ./binder/postBuild): BuildKit's line when it fails,
+# in dockerd 20.10's words and in newer BuildKit's
+_POSTBUILD_FAILED = re.compile(r"(?:executor failed running \[/bin/sh -c |process \"/bin/sh -c )"
+                               r"\./((?:\.?binder/)?postBuild)(?:\]|\" did not complete successfully): "
+                               r"exit code: (\d+)")
 
 
 def clean_log_tail(lines):
@@ -181,6 +186,9 @@ def explain_build_log(lines, requirements=None):
     found = _APT_MISSING.search(text)
     if found:
         return APT_NO_PACKAGE.format(package=found.group(1))
+    found = _POSTBUILD_FAILED.search(text)
+    if found:
+        return SCRIPT_FAILED.format(file=found.group(1), code=found.group(2))
     return None
 
 
@@ -370,3 +378,15 @@ CULLER_SETTINGS_NOT_APPLIED = ("c.IdleCuller asks for timeout {timeout} s and ma
                                "culler runs with {running_timeout} s and {running_max_age} s (those settings were "
                                "made after binderspawner.services.culling.configure(c)); users are shown what "
                                "it runs with. Call culling.configure(c) after the c.IdleCuller settings.")
+# --- newuser review: repository layouts a lab member brings ---------------------------------------
+PYPROJECT_NOT_INSTALLED = ("pyproject.toml is not installed (no `pip install .`): repo2docker installs a "
+                           "pyproject.toml only when it has both a [project] and a [build-system] table, and "
+                           "this one has {missing}{dependencies}. Add the missing table to install the "
+                           "repository, or list its packages in requirements.txt.")
+RUNTIME_DATE_IGNORED = ("{file}'s date {date} is not used: repo2docker reads a date only for R (its "
+                        "package snapshot), not for Python, whose packages install at the versions the "
+                        "requirements give. Pin versions in the requirements instead, and write {fixed} "
+                        "in {file} to silence this warning.")
+SCRIPT_CRLF = ("{file} has Windows line endings (CRLF), so it would fail when it runs (the shell sees "
+               "each line, and the #! line's program, with a trailing \\r). Convert it to Unix line "
+               "endings (LF), e.g. `dos2unix {file}` or your editor's line-ending setting, and commit it.")

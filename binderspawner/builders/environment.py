@@ -150,6 +150,12 @@ def decide(repo, policy):
     warnings += ignored_files(repo, binder, kind, has, at)
     if kind != "dockerfile" and has("apt.txt"):
         check_apt(repo.files[at("apt.txt")], at("apt.txt"))
+    if kind != "dockerfile":
+        check_scripts(repo, at)
+    if runtime[0] == "python" and runtime[2] is not None:
+        warnings.append(messages.RUNTIME_DATE_IGNORED.format(
+            file=at("runtime.txt"), date=runtime[2],
+            fixed=f"python-{runtime[1]}" if runtime[1] else "python-<version>"))
     if kind == "conda" and policy.buildpacks == "repo2docker" and (has("environment.yml") or has("environment.yaml")):
         for name in ("pixi.lock", "conda-lock.yml"):  # repo2docker's conda buildpack does not read locks
             if has(name):
@@ -185,6 +191,8 @@ def decide(repo, policy):
             notes = notes + [messages.UV_LOCK_OWN_INDEXES.format(file=UV_LOCK)]
     else:
         install = not binder and is_python_package(repo)
+        if not binder and not install and repo.has("pyproject.toml"):
+            warnings.append(pyproject_not_installed(repo))
         channel_python = runtime_from_channel(runtime, at("runtime.txt"), policy)
         if channel_python:
             python, python_file, notes = policy.default_python, None, [
@@ -398,8 +406,9 @@ def ignored_files(repo, binder, kind, has, at):
 
 def parse_runtime(text, path):
     """runtime.txt -> (name, version, date) as repo2docker parses it: name-version,
-    name-version-YYYY-MM-DD or name-YYYY-MM-DD."""
-    content = text.strip()
+    name-version-YYYY-MM-DD or name-YYYY-MM-DD. A byte-order mark (editors on Windows write one) is
+    not part of the name."""
+    content = text.lstrip("\ufeff").strip()
     parts = content.split("-")
     if len(parts) not in (2, 4, 5) or not all(parts):
         raise EnvironmentRefused(messages.RUNTIME_INVALID.format(file=path, content=_show(content)))
@@ -413,6 +422,25 @@ def parse_runtime(text, path):
 def _show(text, limit=80):
     line = text.splitlines()[0] if text.strip() else ""
     return line if len(line) <= limit else line[:limit] + "..."
+
+
+def check_scripts(repo, at):
+    """postBuild and start with Windows line endings fail when they run (``#!/bin/bash\\r`` is
+    not found, every command gets a trailing \\r): refused before building, naming the file."""
+    for name in ("postBuild", "start"):
+        if repo.has(at(name)) and "\r\n" in repo.files[at(name)]:
+            raise EnvironmentRefused(messages.SCRIPT_CRLF.format(file=at(name)))
+
+
+def pyproject_not_installed(repo):
+    """The warning for a root pyproject.toml that repo2docker's rule does not install, saying what
+    it lacks and, when it lists dependencies, that they are not installed either."""
+    pyproject = _pyproject(repo)
+    missing = " and ".join(f"no [{t}] table" for t in ("project", "build-system") if t not in pyproject)
+    project = pyproject.get("project")
+    listed = isinstance(project, dict) and project.get("dependencies")
+    dependencies = ", so its [project] dependencies are not installed either" if listed else ""
+    return messages.PYPROJECT_NOT_INSTALLED.format(missing=missing, dependencies=dependencies)
 
 
 def is_python_package(repo):

@@ -425,7 +425,7 @@ def failure_message(display_name, version, reason, tail, environment=None):
     from binderspawner.builders.buildpacks.venv import install_failure
 
     installing = install_failure(tail)
-    cause = (f"Building {display_name} failed: {installing}." if installing
+    cause = (f"Building {display_name} failed: {installing.rstrip('.')}." if installing
              else messages.explain_build_log(tail, environment.requirements if environment else None))
     lines = messages.clean_log_tail(tail) if cause else tail
     head = f"{cause} ({first[:-1]})" if cause else first

@@ -109,3 +109,25 @@ def test_the_decision_is_summed_up_for_the_progress_page():
         "Building with Python 3.13 (from binder/runtime.txt), environment files from binder/.")
     assert environment_summary(Environment("python", "venv", "", "3.11", None, install_repo=True)) == (
         "Building with Python 3.11 (the hub's default), then `pip install .`.")
+
+
+@pytest.mark.parametrize("line, file", [
+    ("#27 ERROR: executor failed running [/bin/sh -c ./binder/postBuild]: exit code: 127", "binder/postBuild"),
+    ('ERROR: process "/bin/sh -c ./postBuild" did not complete successfully: exit code: 3', "postBuild"),
+])
+def test_a_failed_postbuild_is_named_first_with_its_exit_code(line, file):
+    tail = ["#27 [23/26] RUN ./postBuild", "#27 0.316 something went wrong", line]
+    message = failure_message("repo", SHA, "failed (repo2docker exit code 1)", tail)
+    code = line.rsplit(" ", 1)[1]
+    assert message.startswith(f"{file} failed (exit code {code}). Its last lines are below; fix the script.")
+    assert "0.316 something went wrong" not in message and "something went wrong" in message
+
+
+def test_an_install_failure_ending_in_a_full_stop_reads_as_one_sentence():
+    from binderspawner.builders.buildpacks import install
+
+    tail = [f"#23 1.0 {install.FAILED} installing requirements.txt failed: error: no solution, we can "
+            "conclude that your requirements are unsatisfiable."]
+    message = failure_message("repo", SHA, "failed (repo2docker exit code 1)", tail)
+    assert message.startswith("Building repo failed: installing requirements.txt failed: error: no solution, "
+                              "we can conclude that your requirements are unsatisfiable. (Building repo at ")

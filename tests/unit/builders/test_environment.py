@@ -179,11 +179,21 @@ def test_julia_require_is_refused_even_for_repo2docker():
 
 @pytest.mark.parametrize("runtime, version", [
     ("python-3.13", "3.13"), ("python-3.13.1", "3.13"), ("python-3.14\n", "3.14"),
-    ("python-3", "3.11"), ("python-3.11-2024-01-01", "3.11"), ("python-2024-01-01", "3.11"),
+    ("python-3", "3.11"), ("\ufeffpython-3.13\r\n", "3.13"),
 ])
 def test_runtime_txt_picks_the_version(runtime, version):
     env = decide(repo({"runtime.txt": runtime, "requirements.txt": ""}), HUB)
     assert (env.python, env.warnings) == (version, ())
+
+
+@pytest.mark.parametrize("runtime, version, fixed", [
+    ("python-3.13-2024-01-01", "3.13", "python-3.13"), ("python-2024-01-01", "3.11", "python-<version>"),
+])
+def test_a_date_in_a_python_runtime_txt_is_named_as_not_used(runtime, version, fixed):
+    env = decide(repo({"runtime.txt": runtime}), HUB)
+    assert env.python == version
+    [warning] = [w for w in env.warnings if w.startswith("runtime.txt's date 2024-01-01 is not used")]
+    assert f"write {fixed} in runtime.txt" in warning
 
 
 def test_binder_runtime_txt_is_read_there():
@@ -354,3 +364,36 @@ def test_any_files_give_a_decision_or_a_refusal(files, newer, r2d):
         return
     assert env.kind in ("dockerfile", "python", "pipfile", "julia", "nix", "r", "conda")
     assert env.python is None or env.python in VERSIONS
+
+
+# layouts a lab member brings (newuser review) --------------------------------------------------------
+
+@pytest.mark.parametrize("pyproject, missing", [
+    ("[tool.black]\nline-length = 100\n", "no [project] table and no [build-system] table."),
+    ('[project]\nname = "x"\nversion = "1"\ndependencies = ["six"]\n',
+     "no [build-system] table, so its [project] dependencies are not installed either."),
+    ('[build-system]\nrequires = ["setuptools"]\n', "no [project] table."),
+])
+def test_a_pyproject_toml_that_is_not_installed_is_named(pyproject, missing):
+    env = decide(repo({"pyproject.toml": pyproject, "requirements.txt": "six\n"}), HUB)
+    assert not env.install_repo and env.requirements == "requirements.txt"
+    [warning] = [w for w in env.warnings if w.startswith("pyproject.toml is not installed")]
+    assert f"this one has {missing}" in warning
+
+
+@pytest.mark.parametrize("files", [{"pyproject.toml": PYPROJECT}, {"pyproject.toml": "[tool.x]\n", "setup.py": ""},
+                                   {"pyproject.toml": "[tool.x]\n", "uv.lock": ""}])
+def test_an_installed_pyproject_toml_gets_no_such_warning(files):
+    env = decide(repo(files), HUB)
+    assert not [w for w in env.warnings if "pyproject.toml is not installed" in w]
+
+
+@pytest.mark.parametrize("path", ["postBuild", "start", "binder/postBuild", ".binder/start"])
+def test_scripts_with_windows_line_endings_are_refused_naming_them(path):
+    message = refused({path: "#!/bin/bash\r\necho hi\r\n", "requirements.txt": ""})
+    assert message.startswith(f"{path} has Windows line endings (CRLF)") and f"dos2unix {path}" in message
+
+
+def test_scripts_with_unix_line_endings_and_a_dockerfiles_postbuild_pass():
+    assert decide(repo({"postBuild": "#!/bin/bash\necho hi\n", "start": "#!/bin/sh\nexec \"$@\"\n"}), HUB)
+    assert decide(repo({"Dockerfile": "FROM x\n", "postBuild": "echo\r\n"}), HUB).kind == "dockerfile"
