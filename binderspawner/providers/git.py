@@ -28,7 +28,7 @@ from binderspawner.errors import BuildFailed, LaunchError
 from binderspawner.launch.options import validate_ref
 from binderspawner.providers import hosts
 from binderspawner.providers.base import FULL_SHA, RepoProvider, RepoSource, ResolvedRepo
-from binderspawner.providers.specparse import git_identity, git_link_grammar, parse_git_link
+from binderspawner.providers.specparse import git_identity, git_link_grammar, git_slug, parse_git_link
 
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
@@ -347,8 +347,7 @@ class GitProvider(RepoProvider):
                 raise LaunchError(f"In the spec {repo!r}: {e.message}", field="repo") from None
         else:
             url = parse_git_url(repo, allowed_schemes=self.allowed_schemes, allowed_hosts=self.allowed_hosts)
-        parts = urlsplit(url)
-        slug = f"{parts.netloc}{parts.path}".removesuffix(".git")
+        slug = git_slug(url)
         source = RepoSource(provider=self.name, spec=f"git/{quote(url, safe='')}", fetch_url=url,
                             slug=slug, display_name=url, repo_url=url, identity=git_identity(url))
         return source.with_ref(ref)

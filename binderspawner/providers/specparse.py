@@ -101,9 +101,8 @@ def host_pattern(*bases):
 
 # Git URLs (GitProvider) ---------------------------------------------------------------------------
 
-def git_identity(url):
-    """One spelling of a checked Git URL for bans and quotas: no default port, no trailing '/' or
-    '.git' (pure). Host case and trailing dots are gone already (parse_git_url)."""
+def _git_spelling(url):
+    """(scheme, host[:port], path) of a checked Git URL: no default port, no trailing '/' or '.git'."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     host = parts.netloc.rsplit("@", 1)[-1]
@@ -112,7 +111,21 @@ def git_identity(url):
     path = parts.path
     while path.endswith(("/", ".git")):
         path = path.rstrip("/").removesuffix(".git")
-    return "git/" + quote(f"{scheme}://{host.lower()}{path}", safe="")
+    return scheme, host.lower(), path
+
+
+def git_identity(url):
+    """One spelling of a checked Git URL for bans and quotas: no default port, no trailing '/' or
+    '.git' (pure). Host case and trailing dots are gone already (parse_git_url)."""
+    scheme, host, path = _git_spelling(url)
+    return "git/" + quote(f"{scheme}://{host}{path}", safe="")
+
+
+def git_slug(url):
+    """'host[:port]/path' of a checked Git URL, the one spelling its image names come from (pure):
+    'repo', 'repo.git' and 'repo.git/' are one repository, built once."""
+    _, host, path = _git_spelling(url)
+    return f"{host}{path}"
 
 
 def git_link_grammar(schemes):

@@ -5,7 +5,7 @@ none: the class of spellings is generated (scheme, www., case, trailing dot, def
 trailing '/', the 'git/<escaped URL>' spec, the provider's own spec), not one example."""
 
 import itertools
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import pytest
 
@@ -129,3 +129,27 @@ def test_a_git_spec_on_an_owned_host_is_the_owners_whatever_git_allows():
         assert provider.name == "github" and source.repository == "gh/evil-org/r"
     with pytest.raises(LaunchError, match="allowed hosts"):
         detect("git/https%3A%2F%2Fexample.org%2Fr", hub)
+
+
+@pytest.mark.parametrize("a,b", [
+    ("git://127.0.0.1:9418/r.git", "git://127.0.0.1/r.git/"),
+    ("https://example.org/org/r.git", "https://example.org/org/r/"),
+    ("https://example.org/org/r", "https://example.org:443/org/r.git/"),
+])
+def test_spellings_of_one_git_url_name_one_image(a, b):
+    """A pasted URL with a trailing '/' must find the image its plain spelling (or a prebuild) made,
+    not build the same commit again under another name."""
+    from binderspawner.launch.images import image_reference
+
+    assert image_reference("b-", detect(a, PROVIDERS)[1].slug, "c" * 40) == \
+        image_reference("b-", detect(b, PROVIDERS)[1].slug, "c" * 40)
+
+
+@pytest.mark.parametrize("host,path,spec", [("github.com", "org/r", "gh/org/r"),
+                                            ("gitlab.com", "group/sub/r", "gl/group%2Fsub%2Fr")])
+def test_every_spelling_of_a_forge_repository_names_one_image(host, path, spec):
+    """(The path's case still names another image: the forges' names are case-insensitive, but
+    changing their images' names would rebuild every image of a mixed-case repository once.)"""
+    slugs = {detect(repo, PROVIDERS)[1].slug for repo in spellings(host, path, spec)
+             if path.upper() not in unquote(repo)}
+    assert len(slugs) == 1, slugs
