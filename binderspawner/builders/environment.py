@@ -152,7 +152,7 @@ def decide(repo, policy):
         check_apt(repo.files[at("apt.txt")], at("apt.txt"))
     if kind != "dockerfile":
         check_scripts(repo, at)
-    if runtime[0] == "python" and runtime[2] is not None:
+    if runtime[0] == "python" and runtime[2] is not None and kind in ("python", "uv"):
         warnings.append(messages.RUNTIME_DATE_IGNORED.format(
             file=at("runtime.txt"), date=runtime[2],
             fixed=f"python-{runtime[1]}" if runtime[1] else "python-<version>"))

@@ -194,6 +194,8 @@ def test_a_date_in_a_python_runtime_txt_is_named_as_not_used(runtime, version, f
     assert env.python == version
     [warning] = [w for w in env.warnings if w.startswith("runtime.txt's date 2024-01-01 is not used")]
     assert f"write {fixed} in runtime.txt" in warning
+    pipfile = decide(repo({"runtime.txt": runtime, "Pipfile": "[packages]\n"}), HUB)  # not read for Python
+    assert not [w for w in pipfile.warnings if "date" in w] and [w for w in pipfile.warnings if "runtime.txt" in w]
 
 
 def test_binder_runtime_txt_is_read_there():
