@@ -177,7 +177,7 @@ def decide(repo, policy):
     requirements = at("requirements.txt") if has("requirements.txt") else None
     if kind == "pipfile":
         python, python_file, notes = pipfile_python(repo, at, policy)
-        if runtime[1] is not None:
+        if runtime[0] == "python":
             warnings.append(messages.RUNTIME_IGNORED_WITH_PIPFILE.format(file=at("runtime.txt")))
         env = Environment("pipfile", "venv", binder, python, python_file,
                           pipfile=at("Pipfile") if has("Pipfile") else None,
