@@ -146,7 +146,9 @@ def environment_summary(environment):
         file=getattr(environment, "conda_lock", None) or getattr(environment, "conda_file", None))
     where = f", environment files from {environment.binder_dir}/" if environment.binder_dir else ""
     extra = ", then `pip install .`" if environment.install_repo else ""
-    return f"Building with {what}{where}{extra}."
+    nothing = (f" {NOTHING_TO_INSTALL}" if environment.kind == "python" and not environment.install_repo
+               and not environment.requirements and not getattr(environment, "conda_python", None) else "")
+    return f"Building with {what}{where}{extra}.{nothing}"
 
 
 _BUILDKIT_NOISE = re.compile(
@@ -390,3 +392,6 @@ RUNTIME_DATE_IGNORED = ("{file}'s date {date} is not used: repo2docker reads a d
 SCRIPT_CRLF = ("{file} has Windows line endings (CRLF), so it would fail when it runs (the shell sees "
                "each line, and the #! line's program, with a trailing \\r). Convert it to Unix line "
                "endings (LF), e.g. `dos2unix {file}` or your editor's line-ending setting, and commit it.")
+NOTHING_TO_INSTALL = ("No requirements.txt, Pipfile, environment.yml, setup.py or installable pyproject.toml: "
+                      "the server has Python's standard library and the single-user server (JupyterLab) "
+                      "only. Add requirements.txt to install packages.")

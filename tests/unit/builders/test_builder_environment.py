@@ -105,8 +105,13 @@ def test_missing_packages_are_named_first(line, package):
 
 def test_the_decision_is_summed_up_for_the_progress_page():
     from binderspawner.messages import environment_summary
-    assert environment_summary(Environment("python", "venv", "binder", "3.13", "binder/runtime.txt")) == (
+    assert environment_summary(Environment("python", "venv", "binder", "3.13", "binder/runtime.txt",
+                                           requirements="binder/requirements.txt")) == (
         "Building with Python 3.13 (from binder/runtime.txt), environment files from binder/.")
+    assert environment_summary(Environment("python", "venv", "", "3.11", None)) == (
+        "Building with Python 3.11 (the hub's default). No requirements.txt, Pipfile, environment.yml, setup.py "
+        "or installable pyproject.toml: the server has Python's standard library and the single-user server "
+        "(JupyterLab) only. Add requirements.txt to install packages.")
     assert environment_summary(Environment("python", "venv", "", "3.11", None, install_repo=True)) == (
         "Building with Python 3.11 (the hub's default), then `pip install .`.")
 
