@@ -21,7 +21,7 @@ PYTHON_UNAVAILABLE = ("{file} asks for Python {version}, which this hub cannot b
                       "Python {version} (c.Repo2DockerBuilder.python_base_images).")
 PYTHON_NEWER_USED = ("{file} asks for Python {version}, which this hub does not have (it has "
                      "{available}); building with Python {used}, the nearest newer one. Pin "
-                     "python-{used} to silence this warning.")
+                     "{pin} to silence this warning.")
 RUNTIME_OUTSIDE_REQUIRES_PYTHON = ("{file} asks for Python {version}, but pyproject.toml's "
                                    "requires-python is '{spec}'. Make them agree.")
 REQUIRES_PYTHON_UNAVAILABLE = ("pyproject.toml's requires-python '{spec}' allows none of the Python "

@@ -551,14 +551,26 @@ def choose_available(wanted, source, policy, specifier):
     file = source or "the hub's default_python"
     if policy.nearest_newer_python and newer:
         return newer[0], source, [messages.PYTHON_NEWER_USED.format(
-            file=file, version=wanted, used=newer[0], available=", ".join(policy.python_versions))]
+            file=file, version=wanted, used=newer[0], available=", ".join(policy.python_versions),
+            pin=python_pin(source, newer[0]))]
     fix = f"python-{_sorted(policy.python_versions)[0]}" if policy.python_versions else "another version"
     if source and source.endswith(("Pipfile", "Pipfile.lock")):
         fix = f'python_version = "{newer[0] if newer else _sorted(policy.python_versions)[-1]}"'
     elif newer:
         fix = f"python-{newer[0]}"
+    if source and source.endswith(("environment.yml", "environment.yaml")):
+        fix = "python=" + fix.removeprefix("python-")
     raise EnvironmentRefused(messages.PYTHON_UNAVAILABLE.format(
         file=file, version=wanted, available=", ".join(policy.python_versions), fix=fix))
+
+
+def python_pin(source, version):
+    """How ``source`` (the file that chose the Python version) writes ``version``."""
+    if source and source.endswith(("Pipfile", "Pipfile.lock")):
+        return f'python_version = "{version}" in the Pipfile'
+    if source and source.endswith(("environment.yml", "environment.yaml")):
+        return f"python={version} in {source}"
+    return f"python-{version}" + (f" in {source}" if source else "")
 
 
 def _release(version, path):

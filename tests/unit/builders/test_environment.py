@@ -399,3 +399,19 @@ def test_scripts_with_windows_line_endings_are_refused_naming_them(path):
 def test_scripts_with_unix_line_endings_and_a_dockerfiles_postbuild_pass():
     assert decide(repo({"postBuild": "#!/bin/bash\necho hi\n", "start": "#!/bin/sh\nexec \"$@\"\n"}), HUB)
     assert decide(repo({"Dockerfile": "FROM x\n", "postBuild": "echo\r\n"}), HUB).kind == "dockerfile"
+
+
+@pytest.mark.parametrize("files, pin", [
+    ({"runtime.txt": "python-3.12"}, "Pin python-3.13 in runtime.txt to silence"),
+    ({"Pipfile": "[requires]\npython_version = '3.12'\n"}, 'Pin python_version = "3.13" in the Pipfile to silence'),
+    ({"environment.yml": "dependencies:\n  - python=3.12\n  - numpy\n"},
+     "Pin python=3.13 in environment.yml to silence"),
+])
+def test_the_nearest_newer_python_warning_says_how_the_file_pins_it(files, pin):
+    [warning] = decide(repo(files), NEWER).warnings
+    assert "building with Python 3.13, the nearest newer one" in warning and pin in warning
+
+
+def test_a_refused_conda_python_pin_says_how_environment_yml_writes_it():
+    message = refused({"environment.yml": "dependencies:\n  - python=3.12\n"})
+    assert message.startswith("environment.yml asks for Python 3.12") and "Change it to python=3.13" in message
