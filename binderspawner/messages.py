@@ -160,6 +160,8 @@ _PIP_MISSING = (re.compile(r"No matching distribution found for ([^\s;]+)"),
                            r"package registry"),
                 re.compile(r"Because there is no version of ([A-Za-z0-9._-]+(?:[<>=!~]=?[^ ]*)?)"))
 _APT_MISSING = re.compile(r"E: Unable to locate package (\S+)")
+# apt-get update only warns when a package list cannot be fetched; the install then cannot find anything
+_APT_UNREACHABLE = re.compile(r"W: Failed to fetch (\S+)\s+(.*)")
 # repo2docker runs postBuild as `./postBuild` (or ./binder/postBuild): BuildKit's line when it fails,
 # in dockerd 20.10's words and in newer BuildKit's
 _POSTBUILD_FAILED = re.compile(r"(?:executor failed running \[/bin/sh -c |process \"/bin/sh -c )"
@@ -186,6 +188,10 @@ def explain_build_log(lines, requirements=None):
             return PIP_NO_PACKAGE.format(package=found.group(1),
                                          file=requirements or "the repository's requirements")
     found = _APT_MISSING.search(text)
+    unreachable = _APT_UNREACHABLE.search(text)
+    if found and unreachable:  # not a wrong name: Debian's package lists could not be fetched
+        return APT_MIRROR_UNREACHABLE.format(package=found.group(1), url=unreachable.group(1),
+                                             reason=unreachable.group(2).strip())
     if found:
         return APT_NO_PACKAGE.format(package=found.group(1))
     found = _POSTBUILD_FAILED.search(text)
@@ -395,3 +401,7 @@ SCRIPT_CRLF = ("{file} has Windows line endings (CRLF), so it would fail when it
 NOTHING_TO_INSTALL = ("No requirements.txt, Pipfile, environment.yml, setup.py or installable pyproject.toml: "
                       "the server has Python's standard library and the single-user server (JupyterLab) "
                       "only. Add requirements.txt to install packages.")
+APT_MIRROR_UNREACHABLE = ("apt.txt could not be installed: the build could not reach Debian's package "
+                          "mirror ({url}: {reason}), so no package, '{package}' included, could be found. "
+                          "This is the hub's network, not the repository: tell the hub admin, or remove "
+                          "apt.txt.")
