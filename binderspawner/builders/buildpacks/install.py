@@ -14,6 +14,7 @@ installed). Usage, from ${REPO_DIR}:
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -170,6 +171,27 @@ def uv_sync(project, install_project):
         sys.exit(1)
 
 
+def requirements_options(path, seen=()):
+    """uv options for what pip reads from a requirements file (or its -r includes) but uv only from
+    its command line: ``--pre`` (pip then allows pre-releases for the whole install; uv would only
+    warn that it ignores the line)."""
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            lines = [line.split(" #", 1)[0].strip() for line in f]
+    except OSError:
+        return []
+    options = []
+    for line in lines:
+        if line == "--pre":
+            options = ["--prerelease", "allow"]
+        included = re.match(r"^(?:-r|--requirement)(?:\s*=\s*|\s+)(\S+)$", line)
+        if included and "://" not in included.group(1) and len(seen) < 20:
+            nested = os.path.join(os.path.dirname(path), included.group(1))
+            if nested not in seen and requirements_options(nested, (*seen, path)):
+                options = ["--prerelease", "allow"]
+    return options
+
+
 def _write_requirements(lines):
     handle, path = tempfile.mkstemp(suffix="-requirements.txt")
     with os.fdopen(handle, "w") as f:
@@ -187,7 +209,10 @@ def main(argv):
     if kind == "server":
         uv_install(rest, "the single-user server (" + " ".join(rest) + ")", index_urls)
     elif kind == "requirements":
-        uv_install(["-r", rest[0]], rest[0], index_urls)
+        options = requirements_options(rest[0])
+        if options:  # uv warns that it ignores the line; it is honoured through its command line
+            print(f"Note: {rest[0]} asks for --pre: pre-releases are allowed (uv {' '.join(options)}).")
+        uv_install([*options, "-r", rest[0]], rest[0], index_urls)
     elif kind == "repo-deps":
         # Before the repository is copied (only its setup.py/setup.cfg/pyproject.toml are here), so
         # a change elsewhere keeps this layer. Where the dependencies cannot be read without the rest

@@ -153,3 +153,15 @@ def test_an_unreachable_debian_mirror_is_not_blamed_on_the_package_name():
     assert "which Debian does not have" not in message
     wrong_name = failure_message("repo", SHA, "failed", [APT_OFFLINE[-1]])
     assert wrong_name.startswith("apt.txt asks for the package 'cowsay', which Debian does not have.")
+
+
+def test_pre_in_a_requirements_file_or_its_includes_allows_pre_releases(tmp_path):
+    """pip reads --pre from the file; uv only from its command line (it warns and ignores the line)."""
+    from binderspawner.builders.buildpacks.install import requirements_options
+
+    (tmp_path / "req.txt").write_text("\ufeff# dev builds\r\n--pre\r\nnumpy\r\n")
+    (tmp_path / "top.txt").write_text("-r req.txt\nsix\n")
+    (tmp_path / "plain.txt").write_text("six  # --pre\n-r plain.txt\n--prefer-binary\n")
+    assert requirements_options(str(tmp_path / "req.txt")) == ["--prerelease", "allow"]
+    assert requirements_options(str(tmp_path / "top.txt")) == ["--prerelease", "allow"]
+    assert requirements_options(str(tmp_path / "plain.txt")) == []
