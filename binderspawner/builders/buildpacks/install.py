@@ -211,7 +211,7 @@ def main(argv):
     elif kind == "requirements":
         options = requirements_options(rest[0])
         if options:  # uv warns that it ignores the line; it is honoured through its command line
-            print(f"Note: {rest[0]} asks for --pre: pre-releases are allowed (uv {' '.join(options)}).")
+            print(f"Note: {rest[0]} asks for --pre: pre-releases are allowed (uv {' '.join(options)}).", flush=True)
         uv_install([*options, "-r", rest[0]], rest[0], index_urls)
     elif kind == "repo-deps":
         # Before the repository is copied (only its setup.py/setup.cfg/pyproject.toml are here), so
