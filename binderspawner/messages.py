@@ -405,3 +405,6 @@ APT_MIRROR_UNREACHABLE = ("apt.txt could not be installed: the build could not r
                           "mirror ({url}: {reason}), so no package, '{package}' included, could be found. "
                           "This is the hub's network, not the repository: tell the hub admin, or remove "
                           "apt.txt.")
+BINDER_DIR_NEAR_MISS = ("{file}/ is ignored: repo2docker reads environment files only from a directory "
+                        "named '{right}' (in lower case), so none of the files in {file}/ are used. Rename "
+                        "it if you meant it.")

@@ -56,7 +56,8 @@ ROOT_ONLY_FILES = ("setup.py", "pyproject.toml", "DESCRIPTION")
 # Names people use for the files above; repo2docker reads none of them.
 NEAR_MISSES = {"requirement.txt": "requirements.txt", "postBuild.sh": "postBuild",
                "postbuild.sh": "postBuild", "start.sh": "start", "Aptfile": "apt.txt",
-               "apt-packages.txt": "apt.txt", "environment.yml.txt": "environment.yml"}
+               "apt-packages.txt": "apt.txt", "environment.yml.txt": "environment.yml",
+               "Containerfile": "Dockerfile"}
 OTHER_KINDS = ("julia", "nix", "r")  # built only by repo2docker's own buildpacks
 CONDA_FILES = ("environment.yml", "environment.yaml", "pixi.lock", "conda-lock.yml")
 KIND_SETTING = 'c.Repo2DockerBuilder.buildpacks = "repo2docker"'
@@ -396,6 +397,9 @@ def ignored_files(repo, binder, kind, has, at):
                 if repo.has(name) and kind not in ("python", "uv"):
                     out.append(messages.IGNORED_BY_KIND.format(file=name, reason=reason))
     for listed in sorted(repo.listing):
+        if "/" not in listed and listed.lower() in BINDER_DIRS and listed not in BINDER_DIRS:
+            out.append(messages.BINDER_DIR_NEAR_MISS.format(file=listed, right=listed.lower()))
+            continue
         base = listed.rsplit("/", 1)[-1]
         right = NEAR_MISSES.get(base) or next(
             (n for n in (*ENV_FILES, *ROOT_ONLY_FILES) if n.lower() == base.lower() and n != base), None)

@@ -415,3 +415,11 @@ def test_the_nearest_newer_python_warning_says_how_the_file_pins_it(files, pin):
 def test_a_refused_conda_python_pin_says_how_environment_yml_writes_it():
     message = refused({"environment.yml": "dependencies:\n  - python=3.12\n"})
     assert message.startswith("environment.yml asks for Python 3.12") and "Change it to python=3.13" in message
+
+
+@pytest.mark.parametrize("listed, named", [("Binder", "Binder/ is ignored"), (".BINDER", ".BINDER/ is ignored"),
+                                           ("Containerfile", "Containerfile is ignored")])
+def test_a_binder_directory_or_dockerfile_under_another_name_is_named(listed, named):
+    env = decide(repo({"requirements.txt": "six\n"}, listing={"requirements.txt", listed}), HUB)
+    assert env.requirements == "requirements.txt"
+    assert [w for w in env.warnings if w.startswith(named)]
