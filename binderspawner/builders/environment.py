@@ -71,6 +71,7 @@ _INDEX_OPTION = re.compile(
 _NEVER_OPTION = re.compile(r"^(--trusted-host|(?:-r|--requirement|-c|--constraint)(?:\s*=\s*|\s+)\S*://)")
 _NESTED = re.compile(r"^(?:-r|--requirement|-c|--constraint)(?:\s*=\s*|\s+)(\S+)")
 _PIPFILE_VERSION = re.compile(r"\d+(\.\d+)*")
+_ROOT_REQUIREMENT = re.compile(r"^(?:(?:-e|--editable)(?:\s*=\s*|\s+))?\./?(?:\[[^\]]*\])?$")
 UV_LOCK = "uv.lock"  # read at the root only, beside pyproject.toml, without a binder directory
 # Lock files of tools this hub does not install from (conda's locks are the conda kind's).
 UNREAD_LOCKS = ("poetry.lock", "pdm.lock", "requirements.lock", "requirements-dev.lock", "pylock.toml")
@@ -372,7 +373,10 @@ def ignored_files(repo, binder, kind, has, at):
     """Warnings naming each file present that repo2docker's rules do not read for ``kind``."""
     out = []
     if binder:
+        root_installed = installs_the_root(repo, at("requirements.txt"))
         for name in (*ENV_FILES, *ROOT_ONLY_FILES):
+            if repo.has(name) and name in ("setup.py", "pyproject.toml") and root_installed:
+                continue  # the binder requirements install the repository ('-e .'), so it is used
             if repo.has(name):
                 out.append(messages.IGNORED_ROOT_FILE.format(file=name, binder=binder))
     used = {"dockerfile": {"Dockerfile"},
@@ -406,6 +410,22 @@ def ignored_files(repo, binder, kind, has, at):
         if right:
             out.append(messages.NEAR_MISS.format(file=listed, right=right))
     return out
+
+
+def installs_the_root(repo, requirements):
+    """Whether ``requirements`` (or an -r include) installs the repository itself: a line '.' or
+    '-e .' (pip resolves it against the working directory, the repository's root)."""
+    todo, seen = [requirements], set()
+    while todo:
+        path = todo.pop()
+        if path is None or path in seen or not repo.has(path):
+            continue
+        seen.add(path)
+        for _, raw in logical_lines(repo.files[path].lstrip("\ufeff")):
+            if _ROOT_REQUIREMENT.match(raw.split(" #", 1)[0].strip()):
+                return True
+        todo += nested_requirements(repo.files[path], path)
+    return False
 
 
 def parse_runtime(text, path):

@@ -423,3 +423,19 @@ def test_a_binder_directory_or_dockerfile_under_another_name_is_named(listed, na
     env = decide(repo({"requirements.txt": "six\n"}, listing={"requirements.txt", listed}), HUB)
     assert env.requirements == "requirements.txt"
     assert [w for w in env.warnings if w.startswith(named)]
+
+
+@pytest.mark.parametrize("line", ["-e .", ".", "-e ./", "--editable=.", ".[extra]"])
+def test_a_root_package_the_binder_requirements_install_is_not_named_as_ignored(line):
+    env = decide(repo({"binder/requirements.txt": f"six\n{line}  # the repository\n", "setup.py": "",
+                       "pyproject.toml": PYPROJECT}), HUB)
+    assert not [w for w in env.warnings if "setup.py" in w or "pyproject.toml" in w], env.warnings
+    assert not env.install_repo  # installed by the requirements file, not a second `pip install .`
+    included = decide(repo({"binder/requirements.txt": "-r more.txt\n", "binder/more.txt": line + "\n",
+                            "setup.py": ""}), HUB)
+    assert not [w for w in included.warnings if "setup.py" in w]
+
+
+def test_a_root_package_the_binder_requirements_do_not_install_is_named():
+    env = decide(repo({"binder/requirements.txt": "six\n./sub\n", "setup.py": ""}), HUB)
+    assert [w for w in env.warnings if w.startswith("setup.py is ignored")]
