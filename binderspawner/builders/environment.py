@@ -421,7 +421,7 @@ def installs_the_root(repo, requirements):
         if path is None or path in seen or not repo.has(path):
             continue
         seen.add(path)
-        for _, raw in logical_lines(repo.files[path].lstrip("\ufeff")):
+        for _, raw in logical_lines(repo.files[path]):
             if _ROOT_REQUIREMENT.match(raw.split(" #", 1)[0].strip()):
                 return True
         todo += nested_requirements(repo.files[path], path)
@@ -661,9 +661,11 @@ def index_files(repo, env):
 
 
 def logical_lines(text):
-    """(first line number, line) of a requirements file, continuation lines joined as pip does."""
+    """(first line number, line) of a requirements file, continuation lines joined as pip does.
+    A byte-order mark is not part of the first line (pip and uv skip it too, and read an option or
+    include there, which the checks here must then see as well)."""
     number, parts = None, []
-    for n, raw in enumerate(text.splitlines(), 1):
+    for n, raw in enumerate(text.removeprefix("\ufeff").splitlines(), 1):
         number = number or n
         if raw.endswith("\\"):
             parts.append(raw[:-1])

@@ -439,3 +439,12 @@ def test_a_root_package_the_binder_requirements_install_is_not_named_as_ignored(
 def test_a_root_package_the_binder_requirements_do_not_install_is_named():
     env = decide(repo({"binder/requirements.txt": "six\n./sub\n", "setup.py": ""}), HUB)
     assert [w for w in env.warnings if w.startswith("setup.py is ignored")]
+
+
+def test_a_byte_order_mark_hides_no_index_line_or_include_from_the_checks():
+    """uv reads '\\ufeff--index-url …' as an index and '\\ufeff-r more.txt' as an include (checked
+    here with uv in a container): the hub must see them too."""
+    message = refused({"requirements.txt": "\ufeff--index-url https://evil.example/simple\nsix\n"})
+    assert message.startswith("requirements.txt line 1: '--index-url https://evil.example/simple' names")
+    assert refused({"requirements.txt": "\ufeff-r more.txt\n",
+                    "more.txt": "--extra-index-url https://evil.example/simple\n"}).startswith("more.txt line 1")

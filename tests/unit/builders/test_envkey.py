@@ -262,3 +262,9 @@ def test_hub_settings_follow_the_builders_settings(tmp_path):
     assert other["index_urls"] == ["https://i.example/simple"] and other["server_requirements"] == ["jupyterlab"]
     assert contentlayer.hub_settings(Repo2DockerBuilder(), Environment("python", "venv"), "")["base_image"] == \
         "binderspawner-base:bookworm"
+
+
+def test_an_include_on_a_first_line_after_a_byte_order_mark_is_keyed(tmp_path):
+    """uv reads '\\ufeff-r more.txt' as an include: changing more.txt must not reuse the old image."""
+    files = {**BASE, "requirements.txt": "\ufeff-r more.txt\n", "more.txt": "six==1.15.0\n"}
+    assert key(tmp_path, files) != key(tmp_path, {**files, "more.txt": "six==1.16.0\n"})
