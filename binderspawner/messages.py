@@ -408,3 +408,7 @@ APT_MIRROR_UNREACHABLE = ("apt.txt could not be installed: the build could not r
 BINDER_DIR_NEAR_MISS = ("{file}/ is ignored: repo2docker reads environment files only from a directory "
                         "named '{right}' (in lower case), so none of the files in {file}/ are used. Rename "
                         "it if you meant it.")
+PYTHON_VERSION_FILE_NOT_READ = ("{file} is not read: repo2docker takes the Python version from runtime.txt "
+                                "(or the Pipfile, or pyproject.toml's requires-python), so this build uses "
+                                "Python {python}, the hub's default. Write python-<version> in runtime.txt "
+                                "to choose it.")

@@ -206,6 +206,9 @@ def decide(repo, policy):
                           conda_python=channel_python)
     for path in index_files(repo, env):
         check_indexes(repo.files.get(path, ""), path, policy.package_indexes)
+    notes = notes + [messages.PYTHON_VERSION_FILE_NOT_READ.format(file=listed, python=env.python)
+                     for listed in (".python-version", f"{binder}/.python-version")
+                     if listed in repo.listing and env.python_file is None]
     return _with(env, warnings=tuple(warnings + notes + lock_warnings(repo, binder, env)))
 
 

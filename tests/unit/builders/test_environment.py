@@ -448,3 +448,10 @@ def test_a_byte_order_mark_hides_no_index_line_or_include_from_the_checks():
     assert message.startswith("requirements.txt line 1: '--index-url https://evil.example/simple' names")
     assert refused({"requirements.txt": "\ufeff-r more.txt\n",
                     "more.txt": "--extra-index-url https://evil.example/simple\n"}).startswith("more.txt line 1")
+
+
+def test_a_python_version_file_is_named_where_no_file_chose_the_version():
+    files = {"requirements.txt": "six\n", ".python-version": "3.13\n"}
+    [warning] = decide(repo(files), HUB).warnings
+    assert warning.startswith(".python-version is not read") and "uses Python 3.11, the hub's default" in warning
+    assert not decide(repo({**files, "runtime.txt": "python-3.13"}), HUB).warnings
