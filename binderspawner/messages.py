@@ -399,8 +399,8 @@ SCRIPT_CRLF = ("{file} has Windows line endings (CRLF), so it would fail when it
                "each line, and the #! line's program, with a trailing \\r). Convert it to Unix line "
                "endings (LF), e.g. `dos2unix {file}` or your editor's line-ending setting, and commit it.")
 NOTHING_TO_INSTALL = ("No requirements.txt, Pipfile, environment.yml, setup.py or installable pyproject.toml: "
-                      "the server has Python's standard library and the single-user server (JupyterLab) "
-                      "only. Add requirements.txt to install packages.")
+                      "the only Python packages this build installs are the single-user server's "
+                      "(JupyterLab). Add requirements.txt to install others.")
 APT_MIRROR_UNREACHABLE = ("apt.txt could not be installed: the build could not reach Debian's package "
                           "mirror ({url}: {reason}), so no package, '{package}' included, could be found. "
                           "This is the hub's network, not the repository: tell the hub admin, or remove "

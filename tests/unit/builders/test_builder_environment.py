@@ -110,8 +110,8 @@ def test_the_decision_is_summed_up_for_the_progress_page():
         "Building with Python 3.13 (from binder/runtime.txt), environment files from binder/.")
     assert environment_summary(Environment("python", "venv", "", "3.11", None)) == (
         "Building with Python 3.11 (the hub's default). No requirements.txt, Pipfile, environment.yml, setup.py "
-        "or installable pyproject.toml: the server has Python's standard library and the single-user server "
-        "(JupyterLab) only. Add requirements.txt to install packages.")
+        "or installable pyproject.toml: the only Python packages this build installs are the single-user "
+        "server's (JupyterLab). Add requirements.txt to install others.")
     assert environment_summary(Environment("python", "venv", "", "3.11", None, install_repo=True)) == (
         "Building with Python 3.11 (the hub's default), then `pip install .`.")
 
