@@ -12,6 +12,7 @@ import uuid
 import pytest
 import requests
 
+from tests.support.hub import assert_config_recognized
 from tests.support.net import free_port
 
 from tests.support import ROOT  # noqa: E402
@@ -35,6 +36,7 @@ def config_hub(docker_client, git_server, tmp_path):
         while not _answers(base + "/hub/login"):
             assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "hub.log").read_text()
             time.sleep(0.3)
+        assert_config_recognized((tmp_path / "hub.log").read_text())
         yield base
     finally:
         proc.terminate()
@@ -136,6 +138,7 @@ def test_private_lab_config_admits_the_team_and_lets_members_share(tmp_path, doc
         while not _answers(base + "/hub/login"):
             assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "hub.log").read_text()
             time.sleep(0.3)
+        assert_config_recognized((tmp_path / "hub.log").read_text())
         github.state.callback_url = base + "/hub/oauth_callback"
         answers = {}
         for login in ("ada", "bob"):

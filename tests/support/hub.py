@@ -57,6 +57,13 @@ c.JupyterHub.log_level = "DEBUG" if settings.get("debug") else "INFO"
 """
 
 
+def assert_config_recognized(log):
+    """A config line the hub does not know (traitlets only logs a warning and goes on) means the test
+    does not test what it says: fail, naming it."""
+    unknown = [line for line in log.splitlines() if "Config option" in line and "not recognized" in line]
+    assert not unknown, "the hub ignored config it does not recognize:\n" + "\n".join(unknown)
+
+
 class Hub:
     def __init__(self, workdir, extra_config="", run_id=None, env=None):
         self.dir = workdir
@@ -110,6 +117,7 @@ class Hub:
                 raise RuntimeError(f"jupyterhub exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
             try:
                 if requests.get(self.api_url("/"), timeout=2).ok:
+                    assert_config_recognized(self.log())
                     return self
             except requests.RequestException:
                 pass
