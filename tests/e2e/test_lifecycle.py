@@ -183,9 +183,10 @@ cleanup.configure(c)
 
     hub.stop(signal.SIGKILL)  # hub, proxy and services die; repo2docker runs in its own session
     assert our_builds(lifecycle_dir), "the build should outlive the hub process"
-    # with the hub down, the server without a kernel ends itself
-    lonely = containers_of(hub, "lonely")[0]
-    wait_for(lambda: not _running(lonely), 150, "lonely to exit by itself", interval=2)
+    # with the hub down, the server without a kernel ends itself (jupyter_server looks once a minute,
+    # so on a slow machine it may have ended, and the hub removed it, before the kill)
+    wait_for(lambda: not any(_running(c) for c in containers_of(hub, "lonely")), 150, "lonely to exit by itself",
+             interval=2)
 
     hub.start()
     for user in users[:3]:
