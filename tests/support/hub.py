@@ -18,6 +18,7 @@ import docker
 import requests
 
 from binderspawner.dockerhost import firewall
+from binderspawner.services.cleanup import default_hub_id
 
 from . import procs
 from .net import free_port
@@ -55,6 +56,9 @@ c.GitProvider.resolved_ref_ttl = 0
 c.JupyterHub.log_level = "DEBUG" if settings.get("debug") else "INFO"
 {extra}
 """
+
+
+HUB_IDS = set()  # the binderspawner.hub label of images built by the hubs this session started
 
 
 def assert_config_recognized(log):
@@ -107,6 +111,11 @@ class Hub:
         log = open(self.log_path, "ab")
         procs.session_id()
         procs.HUBS.add((self.run_id, self.hub_port))
+        # the hub's id: c.HubCleanup.hub_id if a test sets one, else from its lifecycle directory (the
+        # default 'binderspawner' in its working directory, or the tests' usual 'lifecycle')
+        HUB_IDS.update({default_hub_id(os.path.join(self.dir, name)) for name in ("binderspawner", "lifecycle")})
+        if getattr(self, "hub_id", None):
+            HUB_IDS.add(self.hub_id)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", config], cwd=self.dir, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,
