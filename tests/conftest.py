@@ -17,7 +17,8 @@ procs.session_id()  # every process the tests start from here on carries this se
 
 from tests.support.apifixtures import ApiFixtures  # noqa: E402
 from tests.support.gitserver import GitServer  # noqa: E402
-from tests.support.hub import Hub  # noqa: E402
+from tests.support.hub import HUB_IDS, Hub  # noqa: E402
+from binderspawner.services.cleanup import LABEL_HUB  # noqa: E402
 
 from tests.support import EXAMPLES, ROOT  # noqa: E402
 
@@ -91,8 +92,12 @@ def serving(hub, docker_client, log_name=None):
 
 
 def _remove_test_images(client, prefix):
-    """Built test images go; Docker's build cache stays, so the next run's builds are quick."""
+    """Built test images go; Docker's build cache stays, so the next run's builds are quick. Only
+    images of hubs this session started: another test run on the same engine (a helper's, the CI's)
+    may be using its own at this moment, and a removed image means a test there builds it again."""
     for image in client.images.list():
+        if image.labels.get(LABEL_HUB) not in HUB_IDS:
+            continue
         if any(tag.startswith(prefix) for tag in image.tags):
             try:
                 client.images.remove(image.id, force=True)

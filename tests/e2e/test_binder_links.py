@@ -256,8 +256,19 @@ def test_launch_link_in_a_browser(bhub, repos, browser):
     link = f"{base(bhub)}/hub/{link_path(repos['browser'])}?labpath=index.ipynb"
     try:
         login(page, bhub, "carol", link)
-        page.wait_for_url(re.compile(r".*/hub/spawn-pending/carol/b-i7-browser-.*"), timeout=60_000)
+        waiting = re.compile(r".*/hub/spawn-pending/carol/b-i7-browser-.*")
+        page.wait_for_url(waiting, timeout=60_000)
         page.wait_for_function("window._jupyterhub_page_loaded === true")
+        # Once the server is ready the page reloads into JupyterLab; with a cached environment the
+        # build takes a second and the start a few, less than looking at this page may take on a
+        # fast machine. Its reload is answered 204 (the page stays) until it has been looked at.
+        held = []
+
+        def hold(route):
+            held.append(route.request.url)
+            route.fulfill(status=204)
+
+        page.route(waiting, hold)
         assert not script_errors, script_errors
         assert page.locator("#stop-server-btn").count() == 1
         assert re.search(r'stop_named_server\("carol", "b-i7-browser-[a-z0-9-]+"', page.content())
@@ -267,6 +278,9 @@ def test_launch_link_in_a_browser(bhub, repos, browser):
         shot(page, "1-building")
         log_href = page.locator("#binder-log-link a").get_attribute("href")
         assert "/hub/binder/logs/bstest-i7-" in log_href
+        page.unroute(waiting, hold)
+        if held:  # the server was ready meanwhile: the reload the page made
+            page.reload(wait_until="commit")
         # then JupyterLab, with the notebook open
         page.wait_for_url(re.compile(r".*/user/carol/b-i7-browser-[a-z0-9-]+/lab/tree/index\.ipynb.*"),
                           timeout=600_000)

@@ -12,6 +12,8 @@ import uuid
 import pytest
 import requests
 
+from binderspawner.services.cleanup import default_hub_id
+from tests.support.hub import HUB_IDS, assert_config_recognized
 from tests.support.net import free_port
 
 from tests.support import ROOT  # noqa: E402
@@ -23,6 +25,7 @@ def config_hub(docker_client, git_server, tmp_path):
     env = {**os.environ, "BINDERSPAWNER_PORT": str(port), "BINDERSPAWNER_STATE_DIR": str(tmp_path),
            "BINDERSPAWNER_NETWORK": f"bstest-cfg-{run}", "BINDERSPAWNER_ALLOWED_HOSTS": "127.0.0.1"}
     log = open(tmp_path / "hub.log", "wb")
+    HUB_IDS.add(default_hub_id(str(tmp_path / "lifecycle")))  # its images go with the session's
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterhub", "-f", os.path.join(ROOT, "config", "jupyterhub_config.py"),
          f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{free_port()}",
@@ -35,6 +38,7 @@ def config_hub(docker_client, git_server, tmp_path):
         while not _answers(base + "/hub/login"):
             assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "hub.log").read_text()
             time.sleep(0.3)
+        assert_config_recognized((tmp_path / "hub.log").read_text())
         yield base
     finally:
         proc.terminate()
@@ -136,6 +140,7 @@ def test_private_lab_config_admits_the_team_and_lets_members_share(tmp_path, doc
         while not _answers(base + "/hub/login"):
             assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "hub.log").read_text()
             time.sleep(0.3)
+        assert_config_recognized((tmp_path / "hub.log").read_text())
         github.state.callback_url = base + "/hub/oauth_callback"
         answers = {}
         for login in ("ada", "bob"):

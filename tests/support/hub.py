@@ -18,6 +18,7 @@ import docker
 import requests
 
 from binderspawner.dockerhost import firewall
+from binderspawner.services.cleanup import default_hub_id
 
 from . import procs
 from .net import free_port
@@ -55,6 +56,16 @@ c.GitProvider.resolved_ref_ttl = 0
 c.JupyterHub.log_level = "DEBUG" if settings.get("debug") else "INFO"
 {extra}
 """
+
+
+HUB_IDS = set()  # the binderspawner.hub label of images built by the hubs this session started
+
+
+def assert_config_recognized(log):
+    """A config line the hub does not know (traitlets only logs a warning and goes on) means the test
+    does not test what it says: fail, naming it."""
+    unknown = [line for line in log.splitlines() if "Config option" in line and "not recognized" in line]
+    assert not unknown, "the hub ignored config it does not recognize:\n" + "\n".join(unknown)
 
 
 class Hub:
@@ -100,6 +111,11 @@ class Hub:
         log = open(self.log_path, "ab")
         procs.session_id()
         procs.HUBS.add((self.run_id, self.hub_port))
+        # the hub's id: c.HubCleanup.hub_id if a test sets one, else from its lifecycle directory (the
+        # default 'binderspawner' in its working directory, or the tests' usual 'lifecycle')
+        HUB_IDS.update({default_hub_id(os.path.join(self.dir, name)) for name in ("binderspawner", "lifecycle")})
+        if getattr(self, "hub_id", None):
+            HUB_IDS.add(self.hub_id)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", config], cwd=self.dir, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,
@@ -110,6 +126,7 @@ class Hub:
                 raise RuntimeError(f"jupyterhub exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
             try:
                 if requests.get(self.api_url("/"), timeout=2).ok:
+                    assert_config_recognized(self.log())
                     return self
             except requests.RequestException:
                 pass
