@@ -14,7 +14,7 @@ import tempfile
 
 from binderspawner import messages
 from binderspawner.builders.environment import (BINDER_DIRS, ENV_FILES, ROOT_ONLY_FILES,
-                                                EnvironmentRefused, RepoFiles, nested_requirements)
+                                                EnvironmentRefused, RepoFiles, nested_requirements, pip_includes)
 from binderspawner.builders import lfs
 from binderspawner.providers import git
 from binderspawner.providers.git import CheckoutFailed
@@ -89,9 +89,11 @@ def read_repo_files(root):
         listing.update(f"{base}/{n}" if base else n for n in _listdir(os.path.join(root, base)))
     todo = [p for p in files if p.endswith("requirements.txt")]
     seen = set(todo)
-    while todo:
-        current = todo.pop()
-        for rel in nested_requirements(files[current], current):
+    includes = {p: _pip_includes(files[p], p) for p in files if p.endswith(("environment.yml", "environment.yaml"))}
+    while todo or includes:
+        current = todo.pop() if todo else None
+        nested = nested_requirements(files[current], current) if current else includes.popitem()[1]
+        for rel in nested:
             if rel and rel not in seen:
                 seen.add(rel)
                 text = _read(root, rel)
@@ -99,6 +101,17 @@ def read_repo_files(root):
                     files[rel] = text
                     todo.append(rel)
     return RepoFiles(files, frozenset(dirs), frozenset(listing))
+
+
+def _pip_includes(text, path):
+    """The files an environment file's ``pip:`` lines include (none where it cannot be read:
+    environment.decide refuses it, naming the problem)."""
+    from binderspawner.builders import condaspec
+
+    try:
+        return pip_includes(condaspec.read_environment_file(text, path).pip, path)
+    except condaspec.CondaRefused:
+        return []
 
 
 def _listdir(path):

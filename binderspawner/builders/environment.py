@@ -585,7 +585,18 @@ def _normalize(path):
 
 def index_files(repo, env):
     """The requirements files this build installs (with their -r/-c includes present in ``repo``)."""
-    todo = [env.requirements] if env.requirements else []
+    return included_files(repo, [env.requirements] if env.requirements else [])
+
+
+def pip_includes(conda_pip, env_path):
+    """Paths (relative to the checkout root) of the files an environment file's ``pip:`` lines
+    include with -r/-c: pip reads them in the environment file's folder."""
+    return nested_requirements("\n".join(conda_pip), env_path)
+
+
+def included_files(repo, paths):
+    """``paths`` present in ``repo`` and the files they include with -r/-c, recursively."""
+    todo = list(paths)
     seen = []
     while todo:
         path = todo.pop()
@@ -657,6 +668,8 @@ def conda_environment(repo, binder, at, policy, warnings):
         warnings += [*(conda.warnings if conda else ()), *notes]
         for line in conda.pip if conda else ():
             check_indexes(line, env_path, policy.package_indexes)
+        for path in included_files(repo, pip_includes(conda.pip, env_path) if conda else []):
+            check_indexes(repo.files.get(path, ""), path, policy.package_indexes)
         manifest = env_path
         if lock and lock.endswith("pixi.lock") and repo.has(at("pixi.toml")):
             manifest = at("pixi.toml")

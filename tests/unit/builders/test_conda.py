@@ -242,3 +242,26 @@ def test_a_lock_url_climbing_out_of_the_hubs_channel_is_refused(tmp_path, path):
     assert "not one of this hub's channels" in str(info.value)
     url = f"https://mirror.example/{path}/linux-64/numpy-1.26.4-py311h_0.conda"
     assert conda.channel_credentials(url, conda.channel_urls(settings.channels)) == (None, None)
+
+
+@pytest.mark.parametrize("include", ["-r extra.txt", "--requirement=extra.txt", "-c extra.txt",
+                                     "--constraint extra.txt"])
+def test_a_pip_line_including_a_file_has_that_files_index_options_checked(include, tmp_path):
+    """A pip: line that includes a repository file (pip reads it in the environment file's folder)
+    is held to the same index rule as requirements.txt's includes: an index named there, or in a
+    file that one includes, is refused. The checkout reads the included files for it."""
+    from binderspawner.builders.checkout import read_repo_files
+
+    def decide_checkout(files):
+        for path, text in files.items():
+            (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / path).write_text(text)
+        return decide(read_repo_files(str(tmp_path)), HUB)
+
+    files = {"binder/environment.yml": f"dependencies:\n  - numpy\n  - pip:\n    - '{include}'\n",
+             "binder/extra.txt": "six\n--extra-index-url https://evil.example/simple\n"}
+    with pytest.raises(EnvironmentRefused, match="^binder/extra.txt line 2"):
+        decide_checkout(files)
+    with pytest.raises(EnvironmentRefused, match="^binder/more.txt line 1"):
+        decide_checkout({"binder/extra.txt": "-r more.txt\n", "binder/more.txt": "-i https://evil.example/simple\n"})
+    assert decide_checkout({"binder/more.txt": "six\n"}).conda_pip == (include,)
