@@ -359,6 +359,10 @@ ENVKEY_CONTENT_FAILED = "Adding the repository's files to make {image} failed: {
 # --- attack review: persistent homes -------------------------------------------------------------------
 HOME_MERGE_UNREADABLE = ("the merge helper (the launch image's python3) gave a result that is not a merge "
                          "summary; was python3 replaced in the image?")
+# --- attack review: conda downloads ----------------------------------------------------------------------
+CONDA_DOWNLOAD_TOO_LARGE = ("The conda packages of {source} are more than {limit} to download "
+                            "(c.Repo2DockerBuilder.conda_max_download); stopped while fetching {package} from "
+                            "{url}. Ask for fewer or smaller packages, or ask the hub admin to raise the limit.")
 # --- newcomer review: settings an admin sets in an order that silently undoes them ----------------
 HOMES_NOT_CLEANED = ("c.PersistentHome is enabled, but the cleanup service {problem}, so homes never expire "
                      "(c.PersistentHome.expire_days = {days:g}) and c.PersistentHome.total_budget is never "

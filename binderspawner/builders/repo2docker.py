@@ -20,6 +20,7 @@ from binderspawner.builders.environment import EnvironmentRefused, Policy, decid
 from binderspawner.dockerhost import fence
 from binderspawner.errors import BuildFailed, RepositoryRefused
 from binderspawner.services.cleanup import ENV_BUILD_RECORD, write_build_record
+from binderspawner.services.imagecache import parse_size
 from binderspawner.providers.base import RepoProvider
 from binderspawner.providers.git import GitProvider, git_environment
 from binderspawner.builders.registry import RegistryClient, parse_image
@@ -129,6 +130,22 @@ class Repo2DockerBuilder(Repo2DockerBase):
         this setting. Lower it where the channels are near (a mirror on the hub's network).""",
     ).tag(config=True)
 
+    conda_max_download = Unicode(
+        "20G",
+        help="""Most bytes of conda packages the hub downloads for one build ('20G'), counted as they
+        arrive: a repository's environment.yml or lock cannot fill the hub's disk. Past it the build
+        stops, naming this setting. Empty or '0': no limit.""",
+    ).tag(config=True)
+
+    @validate("conda_max_download")
+    def _valid_conda_max_download(self, proposal):
+        try:
+            parse_size(proposal.value or "0")
+        except ValueError:
+            raise TraitError(f"Repo2DockerBuilder.conda_max_download: {proposal.value!r} is not a size "
+                             "such as '20G'.") from None
+        return proposal.value
+
     conda_cache_dir = Unicode(
         "",
         help="""Directory where py-rattler caches channel repodata on the hub; empty: its default
@@ -219,7 +236,8 @@ class Repo2DockerBuilder(Repo2DockerBase):
         """The conda settings builders/conda.py works with."""
         return conda.CondaSettings(tuple(self.conda_channels), self.conda_channel_alias,
                                    tuple(RepoProvider(config=self.config).allowed_private_hosts),
-                                   self.conda_cache_dir, self.conda_timeout)
+                                   self.conda_cache_dir, self.conda_timeout,
+                                   parse_size(self.conda_max_download or "0"))
 
     def environment_settings(self, environment, conda_payload=None):
         """The settings' 'environment' entry for one decided build (pure); paths are relative to

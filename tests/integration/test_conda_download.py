@@ -55,3 +55,24 @@ async def test_a_package_with_another_digest_leaves_nothing_behind(channel, tmp_
         await conda.download([condaspec.LockedPackage("big", "1.0", "0", url, "0" * 64)], str(dest),
                              settings, lambda *a: None, "conda-lock.yml")
     assert os.listdir(dest / "pkgs") == []
+
+
+async def test_downloads_past_the_hubs_limit_stop_naming_the_setting(channel, tmp_path):
+    """A lock (or a solve) naming many or huge packages cannot fill the hub's disk: the bytes of
+    all packages of one build count against conda_max_download as they arrive."""
+    server, digest = channel
+    url = f"{server.url}/noarch/big-1.0-0.tar.bz2"
+    settings = conda.CondaSettings(channels=(server.url,), allowed_private_hosts=("127.0.0.1",),
+                                   max_download_bytes=SIZE // 2)
+    dest = tmp_path / "payload"
+    with pytest.raises(conda.CondaFailed, match=r"more than 24 MiB to download \(c.Repo2DockerBuilder."
+                                                r"conda_max_download\); stopped while fetching big") as info:
+        await conda.download([condaspec.LockedPackage("big", "1.0", "0", url, digest)], str(dest),
+                             settings, lambda *a: None, "conda-lock.yml")
+    assert info.value.refused
+    assert os.listdir(dest / "pkgs") == []
+    settings = conda.CondaSettings(channels=(server.url,), allowed_private_hosts=("127.0.0.1",),
+                                   max_download_bytes=SIZE)
+    entries = await conda.download([condaspec.LockedPackage("big", "1.0", "0", url, digest)], str(dest),
+                                   settings, lambda *a: None, "conda-lock.yml")
+    assert entries[0]["size"] == SIZE

@@ -265,3 +265,15 @@ def test_a_pip_line_including_a_file_has_that_files_index_options_checked(includ
     with pytest.raises(EnvironmentRefused, match="^binder/more.txt line 1"):
         decide_checkout({"binder/extra.txt": "-r more.txt\n", "binder/more.txt": "-i https://evil.example/simple\n"})
     assert decide_checkout({"binder/more.txt": "six\n"}).conda_pip == (include,)
+
+
+def test_the_download_limit_is_a_size_setting_with_a_default():
+    from traitlets import TraitError
+
+    from binderspawner.builders.repo2docker import Repo2DockerBuilder
+
+    assert Repo2DockerBuilder().conda_settings().max_download_bytes == 20 << 30
+    assert Repo2DockerBuilder(conda_max_download="1.5G").conda_settings().max_download_bytes == 3 << 29
+    assert Repo2DockerBuilder(conda_max_download="").conda_settings().max_download_bytes == 0
+    with pytest.raises(TraitError, match="conda_max_download: 'lots' is not a size"):
+        Repo2DockerBuilder(conda_max_download="lots")
