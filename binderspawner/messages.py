@@ -363,6 +363,10 @@ HOME_MERGE_UNREADABLE = ("the merge helper (the launch image's python3) gave a r
 CONDA_DOWNLOAD_TOO_LARGE = ("The conda packages of {source} are more than {limit} to download "
                             "(c.Repo2DockerBuilder.conda_max_download); stopped while fetching {package} from "
                             "{url}. Ask for fewer or smaller packages, or ask the hub admin to raise the limit.")
+INDEX_CREDENTIALS = ("Repo2DockerBuilder.package_indexes: {url} carries a user name or password in the URL. Index "
+                     "URLs are written into every image's build steps (its history and the build log its launchers "
+                     "read), so credentials there would reach every user: name the index without them, and let "
+                     "it admit the hub's build network by address instead.")
 # --- newcomer review: settings an admin sets in an order that silently undoes them ----------------
 HOMES_NOT_CLEANED = ("c.PersistentHome is enabled, but the cleanup service {problem}, so homes never expire "
                      "(c.PersistentHome.expire_days = {days:g}) and c.PersistentHome.total_budget is never "

@@ -9,6 +9,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import urllib.parse
 
 import docker
 from traitlets import Bool, CaselessStrEnum, Dict, Float, List, TraitError, Unicode, default, validate
@@ -82,8 +83,18 @@ class Repo2DockerBuilder(Repo2DockerBase):
         help="""Package index URLs (e.g. 'https://pypi.example.org/simple') a repository's
         requirements files may name in --index-url, -i or --extra-index-url lines. A line naming
         any other index is refused before building, naming the line. Passed to the buildpack as
-        the indexes to install from; empty: the base image's configured index.""",
+        the indexes to install from; empty: the base image's configured index. No credentials in
+        them: the URLs are written into the image's build steps (its history, the build log every
+        launcher reads), so 'user:password@' is refused; let the index admit the build network
+        instead.""",
     ).tag(config=True)
+
+    @validate("package_indexes")
+    def _indexes_without_credentials(self, proposal):
+        for url in proposal.value:
+            if "@" in urllib.parse.urlsplit(url).netloc:
+                raise TraitError(messages.INDEX_CREDENTIALS.format(url=conda.public_url(url)))
+        return proposal.value
 
     conda_channels = List(
         Unicode(),

@@ -109,3 +109,15 @@ def test_the_decision_is_summed_up_for_the_progress_page():
         "Building with Python 3.13 (from binder/runtime.txt), environment files from binder/.")
     assert environment_summary(Environment("python", "venv", "", "3.11", None, install_repo=True)) == (
         "Building with Python 3.11 (the hub's default), then `pip install .`.")
+
+
+@pytest.mark.parametrize("url", ["https://user:secret@pypi.lab.example/simple",
+                                 "https://__token__:glpat-xyz@gitlab.lab.example/api/v4/packages/pypi/simple",
+                                 "https://token@pypi.lab.example/simple"])
+def test_package_indexes_with_credentials_are_refused_at_config_load(url):
+    """Index URLs go into the image's RUN steps (history, build log): a credential there would
+    reach every launcher. The message names the URL without the secret."""
+    with pytest.raises(TraitError, match="package_indexes: https://pypi.lab.example/simple carries|"
+                                         "package_indexes: https://gitlab.lab.example/api") as info:
+        Repo2DockerBuilder(package_indexes=["https://pypi.example.org/simple", url])
+    assert "secret" not in str(info.value) and "xyz" not in str(info.value)
