@@ -360,6 +360,9 @@ ENVKEY_CONTENT_FAILED = "Adding the repository's files to make {image} failed: {
 HOME_MERGE_UNREADABLE = ("the merge helper (the launch image's python3) gave a result that is not a merge "
                          "summary; was python3 replaced in the image?")
 # --- attack review: conda downloads ----------------------------------------------------------------------
+CONDA_URL_DEPENDENCY = ("{file}: the dependency {entry!r} is a package URL or path. Conda packages come only "
+                        "from this hub's channels (c.Repo2DockerBuilder.conda_channels), never from another "
+                        "address or a file: name the package instead, e.g. 'numpy>=1.26'.")
 CONDA_DOWNLOAD_TOO_LARGE = ("The conda packages of {source} are more than {limit} to download "
                             "(c.Repo2DockerBuilder.conda_max_download); stopped while fetching {package} from "
                             "{url}. Ask for fewer or smaller packages, or ask the hub admin to raise the limit.")

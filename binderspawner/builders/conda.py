@@ -140,6 +140,10 @@ def digest_mismatch(got_sha256, got_md5, sha256="", md5=""):
 
 async def solve(environment, python_version, settings, emit, repo_channel_rules=()):
     """LockedPackage items solving environment.conda_specs (raises CondaFailed)."""
+    for spec in environment.conda_specs:  # condaspec refuses these in environment.yml already
+        if condaspec.is_package_url(spec):
+            raise CondaFailed(messages.CONDA_URL_DEPENDENCY.format(
+                file=environment.conda_file or "runtime.txt", entry=spec[:200]), refused=True)
     admin = channel_urls(settings.channels, settings.channel_alias)
     repo = channel_urls(environment.conda_channels, settings.channel_alias)
     for name, base in repo:  # a repository's channel: its host passes the hub's SSRF rules first

@@ -41,6 +41,13 @@ class CondaFile:
         return next((s for s in self.specs if spec_name(s) == "python"), None)
 
 
+def is_package_url(spec):
+    """Whether a match spec names a package by URL or path ('https://host/x/foo-1-0.conda',
+    'foo[url=...]', '/path/foo-1-0.tar.bz2', 'file:...'): rattler fetches (or reads) those itself,
+    wherever they point, past the channels and the hub's address rules."""
+    return "url=" in str(rattler.MatchSpec(spec))
+
+
 def spec_name(spec):
     return rattler.MatchSpec(spec).name.normalized
 
@@ -80,6 +87,8 @@ def read_environment_file(text, path):
             rattler.MatchSpec(entry)
         except Exception as e:  # rattler's InvalidMatchSpecError and friends
             raise CondaRefused(messages.CONDA_BAD_DEPENDENCY.format(file=path, entry=entry[:80], problem=e))
+        if is_package_url(entry):
+            raise CondaRefused(messages.CONDA_URL_DEPENDENCY.format(file=path, entry=entry[:200]))
         specs.append(entry)
     return CondaFile(path, tuple(c.strip() for c in channels), tuple(specs), tuple(p for p in pip if p),
                      tuple(warnings))
