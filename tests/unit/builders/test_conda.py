@@ -295,3 +295,43 @@ def test_a_conda_lock_hash_that_is_not_hex_is_refused(hash_yaml):
         lock = CONDA_LOCK[:at] + f"  hash: {hash_yaml}" + CONDA_LOCK[CONDA_LOCK.index("\n", at):]
         message = refused({"environment.yml": "dependencies: [numpy >=1.26, pip: [six]]\n", "conda-lock.yml": lock})
         assert message.startswith(f"conda-lock.yml: the entry '{entry}' has no usable URL, name or hash")
+
+
+def _laughs(levels=9):
+    """'Billion laughs': a few hundred bytes of YAML aliases that expand to 9**levels values."""
+    lines, previous = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]'], "a0"
+    for n in range(1, levels):
+        lines.append(f"a{n}: &a{n} [" + ", ".join([f"*{previous}"] * 9) + "]")
+        previous = f"a{n}"
+    return "\n".join(lines) + "\n", previous
+
+
+@pytest.mark.parametrize("name", ["environment.yml", "conda-lock.yml"])
+def test_yaml_aliases_that_expand_past_the_limit_are_refused_at_once(name):
+    """A 400-byte environment.yml whose aliases expand to 387 million values: a message quoting
+    the entry built it in the hub's memory (MemoryError after 20 s under a 2 GB limit, in the
+    hub's event loop). Refused, from the document as parsed, without expanding it."""
+    text, last = _laughs()
+    body = f"dependencies:\n  - *{last}\n" if name == "environment.yml" else \
+        f"version: 1\nmetadata: {{platforms: [linux-64]}}\npackage:\n  - {{name: *{last}, platform: linux-64}}\n"
+    message = refused({name: text + body})
+    assert message.startswith(f"{name} cannot be read: it holds more than 1,000,000 values once its aliases")
+    sizes = [10]  # a0: the list and its 9 strings; each next level: the list and 9 of the one before
+    for _ in range(8):
+        sizes.append(1 + 9 * sizes[-1])
+    assert condaspec.expanded_size(yaml_load(text), 10 ** 12) == 1 + 9 + sum(sizes)  # + the mapping and its keys
+
+
+def yaml_load(text):
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def test_yaml_that_refers_to_itself_or_nests_too_deep_is_refused_and_small_aliases_are_read():
+    assert refused({"environment.yml": "dependencies: &d [numpy, *d]\n"}).startswith(
+        "environment.yml cannot be read: an alias (*name) refers to a value that contains it")
+    assert refused({"environment.yml": "dependencies: " + "[" * 20000 + "]" * 20000 + "\n"}).startswith(
+        "environment.yml cannot be read: it is nested too deeply")
+    env = decided({"environment.yml": "x: &pins [numpy >=1.26]\ndependencies: *pins\n"})
+    assert env.conda_specs == ("numpy >=1.26",)
