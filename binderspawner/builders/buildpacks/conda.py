@@ -19,10 +19,9 @@ import os
 import shlex
 from functools import lru_cache
 
-from docker.utils.build import exclude_paths
-
 from binderspawner.builders.buildpacks import conda_install, install
 from binderspawner.builders.buildpacks.venv import VENV, VenvBuildPack, _names_other_files
+from binderspawner.builders.ignorefiles import exclude_paths
 
 PREFIX = "/srv/conda/envs/notebook"
 TOOLS = "/opt/binderspawner-conda"
