@@ -363,6 +363,9 @@ HOME_MERGE_UNREADABLE = ("the merge helper (the launch image's python3) gave a r
 CONDA_URL_DEPENDENCY = ("{file}: the dependency {entry!r} is a package URL or path. Conda packages come only "
                         "from this hub's channels (c.Repo2DockerBuilder.conda_channels), never from another "
                         "address or a file: name the package instead, e.g. 'numpy>=1.26'.")
+CHECKOUT_TOO_LARGE = ("{repo} at {version} is not fetched: its files take {size:.2f} GiB, more than this hub "
+                      "checks out for a build ({limit:.2f} GiB, c.Repo2DockerBuilder.checkout_max_size). Keep large "
+                      "data outside the repository, or ask the hub admin to raise the limit.")
 CONDA_DOWNLOAD_TOO_LARGE = ("The conda packages of {source} are more than {limit} to download "
                             "(c.Repo2DockerBuilder.conda_max_download); stopped while fetching {package} from "
                             "{url}. Ask for fewer or smaller packages, or ask the hub admin to raise the limit.")

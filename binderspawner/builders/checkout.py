@@ -28,16 +28,21 @@ HOST_READ_FILES = (".dockerignore", ".containerignore")
 
 
 async def fetch_checkout(fetch_url, commit, dest, *, rules, credentials=None, display_name,
-                         timeout=300.0, log=None):
+                         timeout=300.0, log=None, max_bytes=0):
     """Clone ``fetch_url`` at ``commit`` (a full sha) into the empty directory ``dest`` with
     providers.git.checkout (every URL checked and pinned, no redirects, the member's
     ``credentials`` offered to ``fetch_url`` alone, submodules without them); history and tags come
     along, as in repo2docker's clone. ``rules`` are the resolving provider's git_rules().
-    Raises CheckoutFailed with a message for the user."""
+    ``max_bytes`` (0: none): the most the commit's files may take on the hub's disk, checked
+    before they are written (c.Repo2DockerBuilder.checkout_max_size). Raises CheckoutFailed with a
+    message for the user."""
     log = log or (lambda message: None)
     try:
         await git.checkout(fetch_url, commit, dest, credentials=credentials, rules=rules,
-                           timeout=timeout, log=log)
+                           timeout=timeout, log=log, max_bytes=max_bytes)
+    except git.CheckoutTooLarge as e:
+        raise CheckoutFailed(messages.CHECKOUT_TOO_LARGE.format(
+            repo=display_name, version=commit[:12], size=e.size / (1 << 30), limit=max_bytes / (1 << 30))) from None
     except CheckoutFailed as e:
         missing = any(sign in str(e) for sign in MISSING_COMMIT)
         reason = "the repository does not have this commit" if missing else str(e).rstrip(".")
@@ -55,7 +60,8 @@ async def fetch_checkout(fetch_url, commit, dest, *, rules, credentials=None, di
 
 
 # What git says when the commit is not in the clone.
-MISSING_COMMIT = ("did not match any", "not our ref", "couldn't find remote ref", "reference is not a tree")
+MISSING_COMMIT = ("did not match any", "not our ref", "couldn't find remote ref", "reference is not a tree",
+                  "Not a valid object name")
 
 
 def make_checkout_dir(scratch=None):

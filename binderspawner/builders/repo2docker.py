@@ -163,6 +163,23 @@ class Repo2DockerBuilder(Repo2DockerBase):
         (~/.cache/rattler of the hub's user).""",
     ).tag(config=True)
 
+    checkout_max_size = Unicode(
+        "10G",
+        help="""Most the files of one commit may take when the hub checks it out for a build ('10G'),
+        read from the clone before any file is written: a repository of a few MB can hold files of
+        many GB, which would fill the hub's disk. Past it the launch is refused, naming this
+        setting. Submodules and Git LFS files are not counted. Empty or '0': no limit.""",
+    ).tag(config=True)
+
+    @validate("checkout_max_size")
+    def _valid_checkout_max_size(self, proposal):
+        try:
+            parse_size(proposal.value or "0")
+        except ValueError:
+            raise TraitError(f"Repo2DockerBuilder.checkout_max_size: {proposal.value!r} is not a size "
+                             "such as '10G'.") from None
+        return proposal.value
+
     checkout_timeout = Float(
         300,
         help="Seconds the hub's clone of a repository (at the launched commit) may take.",
@@ -283,7 +300,7 @@ class Repo2DockerBuilder(Repo2DockerBase):
             source.fetch_url, request.resolved.version, checkout,
             rules=self.provider_for(source).git_rules(), credentials=request.credentials,
             display_name=source.display_name, timeout=self.checkout_timeout,
-            log=lambda message: emit("fetching", message))
+            log=lambda message: emit("fetching", message), max_bytes=parse_size(self.checkout_max_size or "0"))
         try:
             environment = decide(checkouts.read_repo_files(checkout), self.policy())
         except EnvironmentRefused as e:

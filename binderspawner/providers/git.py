@@ -479,6 +479,27 @@ class CheckoutFailed(BuildFailed):
     """A build's clone failed; the message names the URL or submodule and says why."""
 
 
+class CheckoutTooLarge(CheckoutFailed):
+    """The commit's files take more than the hub allows (``size``: bytes), found before any is written."""
+
+    def __init__(self, size):
+        super().__init__(f"its files take {size} bytes")
+        self.size = size
+
+
+async def tree_bytes(repo_dir, commit, env, timeout):
+    """Bytes the files of ``commit`` take when checked out (its blobs' sizes, read from the clone's
+    object database before checkout; a few MB of compressed objects can hold gigabytes)."""
+    out = await _run_git(["-C", repo_dir, "ls-tree", "-r", "-l", "-z", "--full-tree", commit, "--"], env,
+                         timeout, f"Listing the files of {commit[:12]}")
+    total = 0
+    for record in out.split("\0"):
+        meta = record.partition("\t")[0].split()
+        if len(meta) == 4 and meta[1] == "blob" and meta[3].isdigit():
+            total += int(meta[3])
+    return total
+
+
 async def _run_git(argv, env, timeout, what):
     proc = await asyncio.create_subprocess_exec(
         "git", *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
@@ -495,9 +516,10 @@ async def _run_git(argv, env, timeout, what):
     return text
 
 
-async def checkout(url, commit, dest, *, credentials=None, rules=None, timeout=600, log=print):
+async def checkout(url, commit, dest, *, credentials=None, rules=None, timeout=600, log=print, max_bytes=0):
     """Clone ``url`` at ``commit`` into ``dest``, then its submodules, each contacted through
-    git_access (checked, pinned, no redirects).
+    git_access (checked, pinned, no redirects). ``max_bytes`` (0: none): CheckoutTooLarge when the
+    commit's files take more, before they are written.
 
     ``credentials`` are offered to ``url`` alone: submodules are always cloned without them, so
     an image built with one member's rights holds nothing from a private submodule another
@@ -508,6 +530,10 @@ async def checkout(url, commit, dest, *, credentials=None, rules=None, timeout=6
     log(f"Cloning {access.url}")
     await _run_git(["clone", "--quiet", "--no-checkout", "--no-recurse-submodules", "--",
                     access.url, dest], access.env, timeout, f"Cloning {access.url}")
+    if max_bytes:
+        size = await tree_bytes(dest, commit, local, timeout)
+        if size > max_bytes:
+            raise CheckoutTooLarge(size)
     await _run_git(["-C", dest, "checkout", "--quiet", "--detach", commit, "--"], local, timeout,
                    f"Checking out {commit[:12]}")
     await _submodules(dest, url, rules, local, timeout, log, depth=0)
