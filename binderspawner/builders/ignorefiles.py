@@ -11,6 +11,7 @@ docker-py's walk and its rules for exclusions and parent folders are used as the
 """
 
 import re
+import warnings
 
 from docker.utils.build import Pattern, PatternMatcher, normalize_slashes
 
@@ -51,7 +52,9 @@ def parse(pattern):
                     stuff = "^" + stuff[1:]
                 elif stuff[0] == "^":
                     stuff = "\\" + stuff
-                items.append(("class", re.compile(f"[{stuff}]")))  # one character: no backtracking
+                with warnings.catch_warnings():  # '[[' and '[--' warn of future meanings, as in docker-py
+                    warnings.simplefilter("ignore", FutureWarning)
+                    items.append(("class", re.compile(f"[{stuff}]")))  # one character: no backtracking
         else:
             items.append(("char", c))
     return items

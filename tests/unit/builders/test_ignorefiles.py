@@ -21,6 +21,7 @@ patterns = st.text(alphabet="aB/*?.[]!^-\\\n", max_size=10)
 names = st.text(alphabet="ab/.-\n[", max_size=10)
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # docker-py's regex for '[[' and the like
 @settings(max_examples=3000, deadline=None)
 @given(patterns, names)
 def test_patterns_mean_what_they_mean_to_docker_py(pattern, name):
