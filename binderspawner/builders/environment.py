@@ -150,6 +150,8 @@ def decide(repo, policy):
     warnings += ignored_files(repo, binder, kind, has, at)
     if kind != "dockerfile" and has("apt.txt"):
         check_apt(repo.files[at("apt.txt")], at("apt.txt"))
+    if kind == "conda" and policy.buildpacks == "repo2docker":
+        _check_yaml_size(repo, [at(n) for n in ("environment.yml", "environment.yaml") if has(n)])
     if kind == "conda" and policy.buildpacks == "repo2docker" and (has("environment.yml") or has("environment.yaml")):
         for name in ("pixi.lock", "conda-lock.yml"):  # repo2docker's conda buildpack does not read locks
             if has(name):
@@ -197,6 +199,18 @@ def decide(repo, policy):
     for path in index_files(repo, env):
         check_indexes(repo.files.get(path, ""), path, policy.package_indexes)
     return _with(env, warnings=tuple(warnings + notes + lock_warnings(repo, binder, env)))
+
+
+def _check_yaml_size(repo, paths):
+    """repo2docker's own conda buildpack reads these in the build process, expanding every alias:
+    the hub refuses one that would expand past condaspec.MAX_YAML_VALUES first."""
+    from binderspawner.builders import condaspec
+
+    for path in paths:
+        try:
+            condaspec.load_yaml(repo.files[path], path)
+        except condaspec.CondaRefused as e:
+            raise EnvironmentRefused(str(e))
 
 
 def _with(env, **changes):

@@ -335,3 +335,13 @@ def test_yaml_that_refers_to_itself_or_nests_too_deep_is_refused_and_small_alias
         "environment.yml cannot be read: it is nested too deeply")
     env = decided({"environment.yml": "x: &pins [numpy >=1.26]\ndependencies: *pins\n"})
     assert env.conda_specs == ("numpy >=1.26",)
+
+
+def test_repo2docker_conda_buildpack_is_not_handed_an_alias_bomb():
+    """With repo2docker's own buildpacks the build process reads environment.yml, expanding every
+    alias with no limit: the hub refuses the file first."""
+    text, last = _laughs()
+    policy = Policy(VERSIONS, buildpacks="repo2docker")
+    assert refused({"environment.yml": text + f"dependencies:\n  - *{last}\n"}, policy).startswith(
+        "environment.yml cannot be read: it holds more than 1,000,000 values")
+    assert decided({"environment.yml": ENV}, policy).buildpacks == "repo2docker"
