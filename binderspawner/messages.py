@@ -360,6 +360,8 @@ ENVKEY_CONTENT_FAILED = "Adding the repository's files to make {image} failed: {
 HOME_MERGE_UNREADABLE = ("the merge helper (the launch image's python3) gave a result that is not a merge "
                          "summary; was python3 replaced in the image?")
 # --- attack review: conda downloads ----------------------------------------------------------------------
+UV_CONFIG_IGNORED = ("{file} is not read: {used} is installed with the hub's uv settings and package indexes "
+                     "(c.Repo2DockerBuilder.package_indexes), whatever the repository's uv configuration says.")
 CONDA_URL_DEPENDENCY = ("{file}: the dependency {entry!r} is a package URL or path. Conda packages come only "
                         "from this hub's channels (c.Repo2DockerBuilder.conda_channels), never from another "
                         "address or a file: name the package instead, e.g. 'numpy>=1.26'.")

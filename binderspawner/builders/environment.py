@@ -316,6 +316,24 @@ def lock_warnings(repo, binder, env):
             else:
                 reason = f"{used} builds this repository"
             out.append(messages.UV_LOCK_NOT_READ.format(file=listed, reason=reason, used=used))
+    return out + uv_config_warnings(repo, env)
+
+
+def uv_config_warnings(repo, env):
+    """Warnings naming the repository's uv configuration (uv.toml, pyproject.toml's [tool.uv]) where
+    the hub's installs do not read it (install.py runs uv with --no-config: indexes are the hub's);
+    a uv.lock build (uv sync) reads its project's own configuration."""
+    if env.buildpacks != "venv" or env.kind in ("uv", "dockerfile"):
+        return []
+    out = []
+    if "uv.toml" in repo.listing:
+        out.append(messages.UV_CONFIG_IGNORED.format(file="uv.toml", used=installed_from(env)))
+    try:
+        tool = tomllib.loads(repo.files.get("pyproject.toml", "")).get("tool")
+    except tomllib.TOMLDecodeError:
+        tool = None
+    if isinstance(tool, dict) and "uv" in tool:
+        out.append(messages.UV_CONFIG_IGNORED.format(file="pyproject.toml's [tool.uv]", used=installed_from(env)))
     return out
 
 
