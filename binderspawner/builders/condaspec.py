@@ -19,6 +19,7 @@ PLATFORM = "linux-64"
 SUBDIRS = (PLATFORM, "noarch")
 # Channel names conda treats as directives, not as channels to solve from.
 DIRECTIVE_CHANNELS = ("defaults", "nodefaults")
+_URL_ATTRIBUTE = re.compile(r'[\[,]\s*url="')  # in a match spec's canonical text: foo[build="x", url="..."]
 _HEX = re.compile(r"[0-9a-fA-F]{1,128}")
 _FILENAME = re.compile(r"^(?P<name>.+)-(?P<version>[^-]+)-(?P<build>[^-]+)\.(?:tar\.bz2|conda)$")
 
@@ -45,7 +46,7 @@ def is_package_url(spec):
     """Whether a match spec names a package by URL or path ('https://host/x/foo-1-0.conda',
     'foo[url=...]', '/path/foo-1-0.tar.bz2', 'file:...'): rattler fetches (or reads) those itself,
     wherever they point, past the channels and the hub's address rules."""
-    return "url=" in str(rattler.MatchSpec(spec))
+    return bool(_URL_ATTRIBUTE.search(str(rattler.MatchSpec(spec))))
 
 
 def spec_name(spec):

@@ -345,3 +345,12 @@ def test_repo2docker_conda_buildpack_is_not_handed_an_alias_bomb():
     assert refused({"environment.yml": text + f"dependencies:\n  - *{last}\n"}, policy).startswith(
         "environment.yml cannot be read: it holds more than 1,000,000 values")
     assert decided({"environment.yml": ENV}, policy).buildpacks == "repo2docker"
+
+
+@pytest.mark.parametrize("spec, is_url", [
+    ("curl=8", False), ("urllib3 >=1.26", False), ("url", False), ("foo 1.0 aurl=b", False),
+    ("foo[build=py_0, url=https://x.example/c/noarch/foo-1-0.conda]", True),
+    ("https://x.example/c/noarch/foo-1.0-0.conda", True), ("/srv/foo-1.0-0.tar.bz2", True),
+])
+def test_package_urls_are_told_from_names_that_merely_contain_url(spec, is_url):
+    assert condaspec.is_package_url(spec) is is_url
