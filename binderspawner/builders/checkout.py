@@ -38,8 +38,8 @@ async def fetch_checkout(fetch_url, commit, dest, *, rules, credentials=None, di
     message for the user."""
     log = log or (lambda message: None)
     try:
-        await git.checkout(fetch_url, commit, dest, credentials=credentials, rules=rules,
-                           timeout=timeout, log=log, max_bytes=max_bytes)
+        used = await git.checkout(fetch_url, commit, dest, credentials=credentials, rules=rules,
+                                  timeout=timeout, log=log, max_bytes=max_bytes)
     except git.CheckoutTooLarge as e:
         raise CheckoutFailed(messages.CHECKOUT_TOO_LARGE.format(
             repo=display_name, version=commit[:12], size=e.size / (1 << 30), limit=max_bytes / (1 << 30))) from None
@@ -52,7 +52,8 @@ async def fetch_checkout(fetch_url, commit, dest, *, rules, credentials=None, di
     # the build log says why they hold pointer text.
     access = await git.git_access(fetch_url, credentials=credentials, **dict(rules or {}))
     try:
-        lines = await asyncio.get_running_loop().run_in_executor(None, lfs.fetch, dest, access.env, timeout)
+        lines = await asyncio.get_running_loop().run_in_executor(
+            None, lfs.fetch, dest, access.env, timeout, max(max_bytes - used, 1) if max_bytes else 0)
     except lfs.LfsNotFetched as e:
         lines = ["Warning: " + messages.lfs_not_fetched(display_name, str(e))]
     for line in lines:

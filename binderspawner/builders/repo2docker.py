@@ -168,8 +168,9 @@ class Repo2DockerBuilder(Repo2DockerBase):
         help="""Most the files of one commit may take when the hub checks it out for a build ('10G'),
         read from the clone before any file is written: a repository of a few MB can hold files of
         many GB, which would fill the hub's disk. Past it the launch is refused, naming this
-        setting. Submodules count (measured from a bare clone first); Git LFS files do not.
-        Empty or '0': no limit.""",
+        setting. Submodules count (measured from a bare clone first), and Git LFS files (from
+        their pointers; past the limit they are not fetched, and the build log says so). Empty or
+        '0': no limit.""",
     ).tag(config=True)
 
     @validate("checkout_max_size")

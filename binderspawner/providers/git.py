@@ -519,7 +519,8 @@ async def _run_git(argv, env, timeout, what):
 async def checkout(url, commit, dest, *, credentials=None, rules=None, timeout=600, log=print, max_bytes=0):
     """Clone ``url`` at ``commit`` into ``dest``, then its submodules, each contacted through
     git_access (checked, pinned, no redirects). ``max_bytes`` (0: none): CheckoutTooLarge when the
-    commit's files, its submodules' included, take more, each measured before it is written.
+    commit's files, its submodules' included, take more, each measured before it is written;
+    returns the bytes counted (0 without a limit).
 
     ``credentials`` are offered to ``url`` alone: submodules are always cloned without them, so
     an image built with one member's rights holds nothing from a private submodule another
@@ -536,6 +537,7 @@ async def checkout(url, commit, dest, *, credentials=None, rules=None, timeout=6
     await _run_git(["-C", dest, "checkout", "--quiet", "--detach", commit, "--"], local, timeout,
                    f"Checking out {commit[:12]}")
     await _submodules(dest, url, rules, local, timeout, log, depth=0, used=used)
+    return used.bytes
 
 
 class _Budget:
