@@ -375,6 +375,22 @@ ENVKEY_CONTENT_FAILED = "Adding the repository's files to make {image} failed: {
 # --- attack review: persistent homes -------------------------------------------------------------------
 HOME_MERGE_UNREADABLE = ("the merge helper (the launch image's python3) gave a result that is not a merge "
                          "summary; was python3 replaced in the image?")
+# --- attack review: conda downloads ----------------------------------------------------------------------
+UV_CONFIG_IGNORED = ("{file} is not read: {used} is installed with the hub's uv settings and package indexes "
+                     "(c.Repo2DockerBuilder.package_indexes), whatever the repository's uv configuration says.")
+CONDA_URL_DEPENDENCY = ("{file}: the dependency {entry!r} is a package URL or path. Conda packages come only "
+                        "from this hub's channels (c.Repo2DockerBuilder.conda_channels), never from another "
+                        "address or a file: name the package instead, e.g. 'numpy>=1.26'.")
+CHECKOUT_TOO_LARGE = ("{repo} at {version} is not fetched: its files take {size:.2f} GiB, more than this hub "
+                      "checks out for a build ({limit:.2f} GiB, c.Repo2DockerBuilder.checkout_max_size). Keep large "
+                      "data outside the repository, or ask the hub admin to raise the limit.")
+CONDA_DOWNLOAD_TOO_LARGE = ("The conda packages of {source} are more than {limit} to download "
+                            "(c.Repo2DockerBuilder.conda_max_download); stopped while fetching {package} from "
+                            "{url}. Ask for fewer or smaller packages, or ask the hub admin to raise the limit.")
+INDEX_CREDENTIALS = ("Repo2DockerBuilder.package_indexes: {url} carries a user name or password in the URL. Index "
+                     "URLs are written into every image's build steps (its history and the build log its launchers "
+                     "read), so credentials there would reach every user: name the index without them, and let "
+                     "it admit the hub's build network by address instead.")
 # --- newcomer review: settings an admin sets in an order that silently undoes them ----------------
 HOMES_NOT_CLEANED = ("c.PersistentHome is enabled, but the cleanup service {problem}, so homes never expire "
                      "(c.PersistentHome.expire_days = {days:g}) and c.PersistentHome.total_budget is never "

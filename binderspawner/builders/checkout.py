@@ -14,7 +14,7 @@ import tempfile
 
 from binderspawner import messages
 from binderspawner.builders.environment import (BINDER_DIRS, ENV_FILES, ROOT_ONLY_FILES,
-                                                EnvironmentRefused, RepoFiles, nested_requirements)
+                                                EnvironmentRefused, RepoFiles, nested_requirements, pip_includes)
 from binderspawner.builders import lfs
 from binderspawner.providers import git
 from binderspawner.providers.git import CheckoutFailed
@@ -28,16 +28,21 @@ HOST_READ_FILES = (".dockerignore", ".containerignore")
 
 
 async def fetch_checkout(fetch_url, commit, dest, *, rules, credentials=None, display_name,
-                         timeout=300.0, log=None):
+                         timeout=300.0, log=None, max_bytes=0):
     """Clone ``fetch_url`` at ``commit`` (a full sha) into the empty directory ``dest`` with
     providers.git.checkout (every URL checked and pinned, no redirects, the member's
     ``credentials`` offered to ``fetch_url`` alone, submodules without them); history and tags come
     along, as in repo2docker's clone. ``rules`` are the resolving provider's git_rules().
-    Raises CheckoutFailed with a message for the user."""
+    ``max_bytes`` (0: none): the most the commit's files may take on the hub's disk, checked
+    before they are written (c.Repo2DockerBuilder.checkout_max_size). Raises CheckoutFailed with a
+    message for the user."""
     log = log or (lambda message: None)
     try:
-        await git.checkout(fetch_url, commit, dest, credentials=credentials, rules=rules,
-                           timeout=timeout, log=log)
+        used = await git.checkout(fetch_url, commit, dest, credentials=credentials, rules=rules,
+                                  timeout=timeout, log=log, max_bytes=max_bytes)
+    except git.CheckoutTooLarge as e:
+        raise CheckoutFailed(messages.CHECKOUT_TOO_LARGE.format(
+            repo=display_name, version=commit[:12], size=e.size / (1 << 30), limit=max_bytes / (1 << 30))) from None
     except CheckoutFailed as e:
         missing = any(sign in str(e) for sign in MISSING_COMMIT)
         reason = "the repository does not have this commit" if missing else str(e).rstrip(".")
@@ -47,7 +52,8 @@ async def fetch_checkout(fetch_url, commit, dest, *, rules, credentials=None, di
     # the build log says why they hold pointer text.
     access = await git.git_access(fetch_url, credentials=credentials, **dict(rules or {}))
     try:
-        lines = await asyncio.get_running_loop().run_in_executor(None, lfs.fetch, dest, access.env, timeout)
+        lines = await asyncio.get_running_loop().run_in_executor(
+            None, lfs.fetch, dest, access.env, timeout, max(max_bytes - used, 1) if max_bytes else 0)
     except lfs.LfsNotFetched as e:
         lines = ["Warning: " + messages.lfs_not_fetched(display_name, str(e))]
     for line in lines:
@@ -55,7 +61,8 @@ async def fetch_checkout(fetch_url, commit, dest, *, rules, credentials=None, di
 
 
 # What git says when the commit is not in the clone.
-MISSING_COMMIT = ("did not match any", "not our ref", "couldn't find remote ref", "reference is not a tree")
+MISSING_COMMIT = ("did not match any", "not our ref", "couldn't find remote ref", "reference is not a tree",
+                  "Not a valid object name")
 
 
 def make_checkout_dir(scratch=None):
@@ -89,9 +96,11 @@ def read_repo_files(root):
         listing.update(f"{base}/{n}" if base else n for n in _listdir(os.path.join(root, base)))
     todo = [p for p in files if p.endswith("requirements.txt")]
     seen = set(todo)
-    while todo:
-        current = todo.pop()
-        for rel in nested_requirements(files[current], current):
+    includes = {p: _pip_includes(files[p], p) for p in files if p.endswith(("environment.yml", "environment.yaml"))}
+    while todo or includes:
+        current = todo.pop() if todo else None
+        nested = nested_requirements(files[current], current) if current else includes.popitem()[1]
+        for rel in nested:
             if rel and rel not in seen:
                 seen.add(rel)
                 text = _read(root, rel)
@@ -99,6 +108,17 @@ def read_repo_files(root):
                     files[rel] = text
                     todo.append(rel)
     return RepoFiles(files, frozenset(dirs), frozenset(listing))
+
+
+def _pip_includes(text, path):
+    """The files an environment file's ``pip:`` lines include (none where it cannot be read:
+    environment.decide refuses it, naming the problem)."""
+    from binderspawner.builders import condaspec
+
+    try:
+        return pip_includes(condaspec.read_environment_file(text, path).pip, path)
+    except condaspec.CondaRefused:
+        return []
 
 
 def _listdir(path):

@@ -54,6 +54,7 @@ class CondaSettings:
     allowed_private_hosts: tuple = ()
     cache_dir: str = ""
     download_timeout: float = 600.0
+    max_download_bytes: int = 0  # all packages of one build together; 0: no limit
 
 
 def public_url(url):
@@ -139,6 +140,10 @@ def digest_mismatch(got_sha256, got_md5, sha256="", md5=""):
 
 async def solve(environment, python_version, settings, emit, repo_channel_rules=()):
     """LockedPackage items solving environment.conda_specs (raises CondaFailed)."""
+    for spec in environment.conda_specs:  # condaspec refuses these in environment.yml already
+        if condaspec.is_package_url(spec):
+            raise CondaFailed(messages.CONDA_URL_DEPENDENCY.format(
+                file=environment.conda_file or "runtime.txt", entry=spec[:200]), refused=True)
     admin = channel_urls(settings.channels, settings.channel_alias)
     repo = channel_urls(environment.conda_channels, settings.channel_alias)
     for name, base in repo:  # a repository's channel: its host passes the hub's SSRF rules first
@@ -244,6 +249,7 @@ async def download(packages, dest, settings, emit, source):
     client = SimpleAsyncHTTPClient(force_instance=True, resolver=resolver, max_body_size=4 << 30)
     os.makedirs(os.path.join(dest, PACKAGES_DIR), exist_ok=True)
     limit = asyncio.Semaphore(4)
+    fetched, too_large = [0], []  # bytes of every package so far: a lock or a solve cannot fill the hub's disk
 
     async def one(package):
         file_name = package.url.rsplit("/", 1)[-1]
@@ -256,6 +262,11 @@ async def download(packages, dest, settings, emit, source):
         # of gigabytes never sits in the hub's memory
         with open(target + ".part", "wb") as part:
             def received(chunk):
+                fetched[0] += len(chunk)
+                if settings.max_download_bytes and fetched[0] > settings.max_download_bytes:
+                    too_large.append(package)
+                    # tornado logs this and closes the connection: the fetch fails, and is reported below
+                    raise OSError("conda_max_download reached")
                 part.write(chunk)
                 got_sha256.update(chunk)
                 got_md5.update(chunk)
@@ -263,6 +274,8 @@ async def download(packages, dest, settings, emit, source):
 
             async with limit:
                 try:
+                    if too_large:
+                        raise OSError("conda_max_download reached")
                     user, password = channel_credentials(package.url, admin)
                     await client.fetch(HTTPRequest(
                         package.url, request_timeout=settings.download_timeout, follow_redirects=True,
@@ -270,6 +283,10 @@ async def download(packages, dest, settings, emit, source):
                         streaming_callback=received))
                 except (HTTPClientError, OSError, LaunchError) as e:
                     os.remove(target + ".part")
+                    if too_large:
+                        raise CondaFailed(messages.CONDA_DOWNLOAD_TOO_LARGE.format(
+                            source=source, limit=_size(settings.max_download_bytes), package=too_large[0].name,
+                            url=public_url(too_large[0].url)), refused=True) from None
                     raise CondaFailed(messages.CONDA_DOWNLOAD_FAILED.format(
                         package=package.name, url=public_url(package.url),
                         reason=str(e).replace(package.url, public_url(package.url))))
@@ -290,6 +307,14 @@ async def download(packages, dest, settings, emit, source):
     with open(os.path.join(dest, MANIFEST), "w") as f:
         json.dump({"packages": sorted(entries, key=lambda e: e["file"])}, f, indent=1, sort_keys=True)
     return entries
+
+
+def _size(n):
+    """'20 GiB', '512 MiB' (for messages)."""
+    for unit, factor in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= factor:
+            return f"{n / factor:g} {unit}"
+    return f"{n} bytes"
 
 
 async def prepare(environment, checkout, dest, settings, emit, repo_channel_rules=()):

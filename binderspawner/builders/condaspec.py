@@ -19,6 +19,8 @@ PLATFORM = "linux-64"
 SUBDIRS = (PLATFORM, "noarch")
 # Channel names conda treats as directives, not as channels to solve from.
 DIRECTIVE_CHANNELS = ("defaults", "nodefaults")
+_URL_ATTRIBUTE = re.compile(r'[\[,]\s*url="')  # in a match spec's canonical text: foo[build="x", url="..."]
+_HEX = re.compile(r"[0-9a-fA-F]{1,128}")
 _FILENAME = re.compile(r"^(?P<name>.+)-(?P<version>[^-]+)-(?P<build>[^-]+)\.(?:tar\.bz2|conda)$")
 
 
@@ -40,16 +42,76 @@ class CondaFile:
         return next((s for s in self.specs if spec_name(s) == "python"), None)
 
 
+def is_package_url(spec):
+    """Whether a match spec names a package by URL or path ('https://host/x/foo-1-0.conda',
+    'foo[url=...]', '/path/foo-1-0.tar.bz2', 'file:...'): rattler fetches (or reads) those itself,
+    wherever they point, past the channels and the hub's address rules."""
+    return bool(_URL_ATTRIBUTE.search(str(rattler.MatchSpec(spec))))
+
+
 def spec_name(spec):
     return rattler.MatchSpec(spec).name.normalized
 
 
-def read_environment_file(text, path):
-    """Parse an environment.yml (CondaFile); refuses what conda would not read, naming the entry."""
+# Most values a repository's YAML file may hold once its aliases are expanded: a few hundred bytes of
+# nested aliases ('billion laughs') expand to billions, which anything walking or printing the data
+# (a message quoting an entry) would build in the hub's memory. Large real locks hold ~100k.
+MAX_YAML_VALUES = 1_000_000
+
+
+def load_yaml(text, path):
+    """A repository's YAML file, as yaml.safe_load reads it; refused (naming the file) when it does
+    not parse, nests too deeply, refers to itself or expands past MAX_YAML_VALUES."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise CondaRefused(messages.FILE_UNREADABLE.format(file=path, problem=str(e).splitlines()[0]))
+    except RecursionError:
+        raise CondaRefused(messages.FILE_UNREADABLE.format(file=path, problem="it is nested too deeply")) from None
+    size = expanded_size(data, MAX_YAML_VALUES)
+    if size is None:
+        raise CondaRefused(messages.FILE_UNREADABLE.format(file=path, problem="an alias (*name) refers to a "
+                                                           "value that contains it"))
+    if size > MAX_YAML_VALUES:
+        raise CondaRefused(messages.FILE_UNREADABLE.format(
+            file=path, problem=f"it holds more than {MAX_YAML_VALUES:,} values once its aliases (*name) are "
+                               "expanded"))
+    return data
+
+
+def expanded_size(data, limit):
+    """How many values ``data`` holds with shared (aliased) lists and mappings counted at every
+    place they appear, without expanding them (capped just past ``limit``); None for a cycle."""
+    sizes, open_ = {}, set()
+    stack = [(data, False)]
+    while stack:
+        node, finished = stack.pop()
+        if not isinstance(node, (list, dict)):
+            continue
+        children = [*node.keys(), *node.values()] if isinstance(node, dict) else node
+        key = id(node)
+        if finished:
+            open_.discard(key)
+            sizes[key] = min(1 + sum(sizes.get(id(c), 1) for c in children), limit + 1)
+            continue
+        if key in sizes:
+            continue
+        if key in open_:
+            return None  # met again inside itself
+        open_.add(key)
+        stack.append((node, True))
+        for child in children:
+            if isinstance(child, (list, dict)):
+                if id(child) in open_:
+                    return None
+                if id(child) not in sizes:
+                    stack.append((child, False))
+    return sizes.get(id(data), 1)
+
+
+def read_environment_file(text, path):
+    """Parse an environment.yml (CondaFile); refuses what conda would not read, naming the entry."""
+    data = load_yaml(text, path)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -79,6 +141,8 @@ def read_environment_file(text, path):
             rattler.MatchSpec(entry)
         except Exception as e:  # rattler's InvalidMatchSpecError and friends
             raise CondaRefused(messages.CONDA_BAD_DEPENDENCY.format(file=path, entry=entry[:80], problem=e))
+        if is_package_url(entry):
+            raise CondaRefused(messages.CONDA_URL_DEPENDENCY.format(file=path, entry=entry[:200]))
         specs.append(entry)
     return CondaFile(path, tuple(c.strip() for c in channels), tuple(specs), tuple(p for p in pip if p),
                      tuple(warnings))
@@ -163,10 +227,7 @@ def read_conda_lock(text, path):
     """(conda packages for linux-64, pip pins as requirement lines) of a conda-lock.yml, version 1
     (its documented unified format: metadata + a package list with url and hash). py-rattler 0.28
     reads pixi's lock format only, so this one is parsed here."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise CondaRefused(messages.FILE_UNREADABLE.format(file=path, problem=str(e).splitlines()[0]))
+    data = load_yaml(text, path)
     if not isinstance(data, dict) or data.get("version") != 1 or not isinstance(data.get("package"), list):
         raise CondaRefused(messages.CONDA_LOCK_FORMAT.format(file=path))
     platforms = (data.get("metadata") or {}).get("platforms") or []
@@ -179,7 +240,10 @@ def read_conda_lock(text, path):
             continue
         digest = entry.get("hash") or {}
         name, version, url = str(entry.get("name", "")), str(entry.get("version", "")), str(entry.get("url", ""))
-        if not name or not url or not (digest.get("sha256") or digest.get("md5")):
+        # hex only: a pip pin's hash becomes part of a requirement line, where anything else could
+        # start an option or a line of its own
+        if not name or not url or not isinstance(digest, dict) or not (digest.get("sha256") or digest.get("md5")) \
+                or not all(_HEX.fullmatch(str(digest[k])) for k in ("sha256", "md5") if digest.get(k)):
             raise CondaRefused(messages.CONDA_LOCK_ENTRY.format(file=path, entry=name or url or "?"))
         if entry.get("manager") == "pip":
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) or not re.fullmatch(r"[A-Za-z0-9.+!_-]+", version):

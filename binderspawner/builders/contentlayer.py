@@ -19,11 +19,11 @@ import stat
 import tarfile
 
 import docker
-from docker.utils.build import exclude_paths
 
 from binderspawner import messages
 from binderspawner.builders import checkout as checkouts
 from binderspawner.builders import envkey
+from binderspawner.builders.ignorefiles import exclude_paths
 from binderspawner.builders.base import BuildRequest
 from binderspawner.builders.queue import BuildQueue
 from binderspawner.builders.registry import RegistryClient, parse_image
@@ -135,7 +135,8 @@ def ignore_patterns(root, binder_dir):
 def content_archive(root, patterns, user_id):
     """The checkout as a tar of paths relative to $REPO_DIR, every entry owned by the image's user
     (links stay links), without what .dockerignore/.containerignore exclude: what repo2docker's
-    ``COPY --chown`` of the repository puts there."""
+    ``COPY --chown`` of the repository puts there. The patterns are the repository's: matched in
+    linear time (builders/ignorefiles.py), never by a backtracking regex on the hub's event loop."""
     buffer = io.BytesIO()
 
     def owner(info):

@@ -158,6 +158,8 @@ def decide(repo, policy):
         warnings.append(messages.RUNTIME_DATE_IGNORED.format(
             file=at("runtime.txt"), date=runtime[2],
             fixed=f"python-{runtime[1]}" if runtime[1] else "python-<version>"))
+    if kind == "conda" and policy.buildpacks == "repo2docker":
+        _check_yaml_size(repo, [at(n) for n in ("environment.yml", "environment.yaml") if has(n)])
     if kind == "conda" and policy.buildpacks == "repo2docker" and (has("environment.yml") or has("environment.yaml")):
         for name in ("pixi.lock", "conda-lock.yml"):  # repo2docker's conda buildpack does not read locks
             if has(name):
@@ -210,6 +212,18 @@ def decide(repo, policy):
                      for listed in (".python-version", f"{binder}/.python-version")
                      if listed in repo.listing and env.python_file is None]
     return _with(env, warnings=tuple(warnings + notes + lock_warnings(repo, binder, env)))
+
+
+def _check_yaml_size(repo, paths):
+    """repo2docker's own conda buildpack reads these in the build process, expanding every alias:
+    the hub refuses one that would expand past condaspec.MAX_YAML_VALUES first."""
+    from binderspawner.builders import condaspec
+
+    for path in paths:
+        try:
+            condaspec.load_yaml(repo.files[path], path)
+        except condaspec.CondaRefused as e:
+            raise EnvironmentRefused(str(e))
 
 
 def _with(env, **changes):
@@ -315,6 +329,24 @@ def lock_warnings(repo, binder, env):
             else:
                 reason = f"{used} builds this repository"
             out.append(messages.UV_LOCK_NOT_READ.format(file=listed, reason=reason, used=used))
+    return out + uv_config_warnings(repo, env)
+
+
+def uv_config_warnings(repo, env):
+    """Warnings naming the repository's uv configuration (uv.toml, pyproject.toml's [tool.uv]) where
+    the hub's installs do not read it (install.py runs uv with --no-config: indexes are the hub's);
+    a uv.lock build (uv sync) reads its project's own configuration."""
+    if env.buildpacks != "venv" or env.kind in ("uv", "dockerfile"):
+        return []
+    out = []
+    if "uv.toml" in repo.listing:
+        out.append(messages.UV_CONFIG_IGNORED.format(file="uv.toml", used=installed_from(env)))
+    try:
+        tool = tomllib.loads(repo.files.get("pyproject.toml", "")).get("tool")
+    except tomllib.TOMLDecodeError:
+        tool = None
+    if isinstance(tool, dict) and "uv" in tool:
+        out.append(messages.UV_CONFIG_IGNORED.format(file="pyproject.toml's [tool.uv]", used=installed_from(env)))
     return out
 
 
@@ -652,7 +684,18 @@ def _normalize(path):
 
 def index_files(repo, env):
     """The requirements files this build installs (with their -r/-c includes present in ``repo``)."""
-    todo = [env.requirements] if env.requirements else []
+    return included_files(repo, [env.requirements] if env.requirements else [])
+
+
+def pip_includes(conda_pip, env_path):
+    """Paths (relative to the checkout root) of the files an environment file's ``pip:`` lines
+    include with -r/-c: pip reads them in the environment file's folder."""
+    return nested_requirements("\n".join(conda_pip), env_path)
+
+
+def included_files(repo, paths):
+    """``paths`` present in ``repo`` and the files they include with -r/-c, recursively."""
+    todo = list(paths)
     seen = []
     while todo:
         path = todo.pop()
@@ -726,6 +769,8 @@ def conda_environment(repo, binder, at, policy, warnings):
         warnings += [*(conda.warnings if conda else ()), *notes]
         for line in conda.pip if conda else ():
             check_indexes(line, env_path, policy.package_indexes)
+        for path in included_files(repo, pip_includes(conda.pip, env_path) if conda else []):
+            check_indexes(repo.files.get(path, ""), path, policy.package_indexes)
         manifest = env_path
         if lock and lock.endswith("pixi.lock") and repo.has(at("pixi.toml")):
             manifest = at("pixi.toml")

@@ -9,6 +9,7 @@ Called after the clone: by the hub-side checkout (builders/checkout.py), and whe
 clones itself (Kubernetes build pods) by its Git content provider (``with_lfs``).
 """
 
+import json
 import os
 import re
 import shutil
@@ -77,9 +78,10 @@ def endpoint_host_problem(origin_url, lfs_env_output):
     return None
 
 
-def fetch(checkout, env, timeout=600):
+def fetch(checkout, env, timeout=600, max_bytes=0):
     """Download the LFS files of the clone in ``checkout`` with git's ``env``; returns lines for
-    the build log. Raises LfsNotFetched (with the reason) when they cannot be fetched."""
+    the build log. Raises LfsNotFetched (with the reason) when they cannot be fetched, also when
+    their sizes (from the pointers) add up to more than ``max_bytes`` (0: no limit)."""
     patterns = tracked_paths(checkout)
     if not patterns:
         return []
@@ -91,6 +93,12 @@ def fetch(checkout, env, timeout=600):
     problem = endpoint_host_problem(origin, lfs_env.stdout)
     if problem:
         raise LfsNotFetched(problem)
+    if max_bytes:
+        size = pointed_bytes(_git(checkout, env, "lfs", "ls-files", "--json", timeout=60).stdout)
+        if size > max_bytes:
+            raise LfsNotFetched(f"they take {size / (1 << 30):.2f} GiB, and with the repository's other files "
+                                "that is more than this hub checks out for a build "
+                                "(c.Repo2DockerBuilder.checkout_max_size)")
     try:
         pulled = _git(checkout, env, "lfs", "pull", timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -101,6 +109,16 @@ def fetch(checkout, env, timeout=600):
     files = [name for name in listed if name]
     return [f"Fetched {len(files)} Git LFS file(s) ({', '.join(patterns)}): {', '.join(files[:10])}"
             + (" ..." if len(files) > 10 else "")]
+
+
+def pointed_bytes(ls_files_json):
+    """The bytes the LFS files of ``git lfs ls-files --json`` take (their pointers' sizes; git-lfs
+    checks each download against its pointer). Unreadable output counts as more than any limit."""
+    try:
+        files = json.loads(ls_files_json).get("files") or []
+        return sum(int(f.get("size", 0)) for f in files)
+    except (ValueError, TypeError, AttributeError):
+        return float("inf")
 
 
 def with_lfs(git_provider):

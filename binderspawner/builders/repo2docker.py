@@ -9,6 +9,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import urllib.parse
 
 import docker
 from traitlets import Bool, CaselessStrEnum, Dict, Float, List, TraitError, Unicode, default, validate
@@ -20,6 +21,7 @@ from binderspawner.builders.environment import EnvironmentRefused, Policy, decid
 from binderspawner.dockerhost import fence
 from binderspawner.errors import BuildFailed, RepositoryRefused
 from binderspawner.services.cleanup import ENV_BUILD_RECORD, write_build_record
+from binderspawner.services.imagecache import parse_size
 from binderspawner.providers.base import RepoProvider
 from binderspawner.providers.git import GitProvider, git_environment
 from binderspawner.builders.registry import RegistryClient, parse_image
@@ -81,8 +83,18 @@ class Repo2DockerBuilder(Repo2DockerBase):
         help="""Package index URLs (e.g. 'https://pypi.example.org/simple') a repository's
         requirements files may name in --index-url, -i or --extra-index-url lines. A line naming
         any other index is refused before building, naming the line. Passed to the buildpack as
-        the indexes to install from; empty: the base image's configured index.""",
+        the indexes to install from; empty: the base image's configured index. No credentials in
+        them: the URLs are written into the image's build steps (its history, the build log every
+        launcher reads), so 'user:password@' is refused; let the index admit the build network
+        instead.""",
     ).tag(config=True)
+
+    @validate("package_indexes")
+    def _indexes_without_credentials(self, proposal):
+        for url in proposal.value:
+            if "@" in urllib.parse.urlsplit(url).netloc:
+                raise TraitError(messages.INDEX_CREDENTIALS.format(url=conda.public_url(url)))
+        return proposal.value
 
     conda_channels = List(
         Unicode(),
@@ -129,11 +141,46 @@ class Repo2DockerBuilder(Repo2DockerBase):
         this setting. Lower it where the channels are near (a mirror on the hub's network).""",
     ).tag(config=True)
 
+    conda_max_download = Unicode(
+        "20G",
+        help="""Most bytes of conda packages the hub downloads for one build ('20G'), counted as they
+        arrive: a repository's environment.yml or lock cannot fill the hub's disk. Past it the build
+        stops, naming this setting. Empty or '0': no limit.""",
+    ).tag(config=True)
+
+    @validate("conda_max_download")
+    def _valid_conda_max_download(self, proposal):
+        try:
+            parse_size(proposal.value or "0")
+        except ValueError:
+            raise TraitError(f"Repo2DockerBuilder.conda_max_download: {proposal.value!r} is not a size "
+                             "such as '20G'.") from None
+        return proposal.value
+
     conda_cache_dir = Unicode(
         "",
         help="""Directory where py-rattler caches channel repodata on the hub; empty: its default
         (~/.cache/rattler of the hub's user).""",
     ).tag(config=True)
+
+    checkout_max_size = Unicode(
+        "10G",
+        help="""Most the files of one commit may take when the hub checks it out for a build ('10G'),
+        read from the clone before any file is written: a repository of a few MB can hold files of
+        many GB, which would fill the hub's disk. Past it the launch is refused, naming this
+        setting. Submodules count (measured from a bare clone first), and Git LFS files (from
+        their pointers; past the limit they are not fetched, and the build log says so). Empty or
+        '0': no limit.""",
+    ).tag(config=True)
+
+    @validate("checkout_max_size")
+    def _valid_checkout_max_size(self, proposal):
+        try:
+            parse_size(proposal.value or "0")
+        except ValueError:
+            raise TraitError(f"Repo2DockerBuilder.checkout_max_size: {proposal.value!r} is not a size "
+                             "such as '10G'.") from None
+        return proposal.value
 
     checkout_timeout = Float(
         300,
@@ -219,7 +266,8 @@ class Repo2DockerBuilder(Repo2DockerBase):
         """The conda settings builders/conda.py works with."""
         return conda.CondaSettings(tuple(self.conda_channels), self.conda_channel_alias,
                                    tuple(RepoProvider(config=self.config).allowed_private_hosts),
-                                   self.conda_cache_dir, self.conda_timeout)
+                                   self.conda_cache_dir, self.conda_timeout,
+                                   parse_size(self.conda_max_download or "0"))
 
     def environment_settings(self, environment, conda_payload=None):
         """The settings' 'environment' entry for one decided build (pure); paths are relative to
@@ -254,7 +302,7 @@ class Repo2DockerBuilder(Repo2DockerBase):
             source.fetch_url, request.resolved.version, checkout,
             rules=self.provider_for(source).git_rules(), credentials=request.credentials,
             display_name=source.display_name, timeout=self.checkout_timeout,
-            log=lambda message: emit("fetching", message))
+            log=lambda message: emit("fetching", message), max_bytes=parse_size(self.checkout_max_size or "0"))
         try:
             environment = decide(checkouts.read_repo_files(checkout), self.policy())
         except EnvironmentRefused as e:

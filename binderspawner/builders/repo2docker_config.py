@@ -3,13 +3,22 @@
 import json
 import os
 
+import docker.utils.build
+import repo2docker.buildpacks.base
 from repo2docker import contentproviders
 from repo2docker.buildpacks import DockerBuildPack, LegacyBinderDockerBuildPack
 
 from binderspawner.builders.buildpacks.venv import make_venv_buildpack
+from binderspawner.builders import ignorefiles
 from binderspawner.builders.checkedfetch import CheckedGit, checked_provider
 from binderspawner.builders.imagefence import fenced_dockerfile_buildpack
 from binderspawner.builders.lfs import with_lfs
+
+# .dockerignore/.containerignore are the repository's: the build context is made with patterns
+# matched in linear time (builders/ignorefiles.py), the same answers as docker-py's backtracking
+# regex, which one 40-byte line keeps busy for hours (repo2docker's context and docker-py's tar).
+docker.utils.build.exclude_paths = ignorefiles.exclude_paths
+repo2docker.buildpacks.base.exclude_paths = ignorefiles.exclude_paths
 
 settings = json.loads(os.environ["BINDERSPAWNER_R2D_SETTINGS"])
 c = get_config()  # noqa: F821 (provided by traitlets when repo2docker loads this file)

@@ -478,6 +478,27 @@ class CheckoutFailed(BuildFailed):
     """A build's clone failed; the message names the URL or submodule and says why."""
 
 
+class CheckoutTooLarge(CheckoutFailed):
+    """The commit's files take more than the hub allows (``size``: bytes), found before any is written."""
+
+    def __init__(self, size):
+        super().__init__(f"its files take {size} bytes")
+        self.size = size
+
+
+async def tree_bytes(repo_dir, commit, env, timeout):
+    """Bytes the files of ``commit`` take when checked out (its blobs' sizes, read from the clone's
+    object database before checkout; a few MB of compressed objects can hold gigabytes)."""
+    out = await _run_git(["-C", repo_dir, "ls-tree", "-r", "-l", "-z", "--full-tree", commit, "--"], env,
+                         timeout, f"Listing the files of {commit[:12]}")
+    total = 0
+    for record in out.split("\0"):
+        meta = record.partition("\t")[0].split()
+        if len(meta) == 4 and meta[1] == "blob" and meta[3].isdigit():
+            total += int(meta[3])
+    return total
+
+
 async def _run_git(argv, env, timeout, what):
     proc = await asyncio.create_subprocess_exec(
         "git", *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
@@ -494,9 +515,11 @@ async def _run_git(argv, env, timeout, what):
     return text
 
 
-async def checkout(url, commit, dest, *, credentials=None, rules=None, timeout=600, log=print):
+async def checkout(url, commit, dest, *, credentials=None, rules=None, timeout=600, log=print, max_bytes=0):
     """Clone ``url`` at ``commit`` into ``dest``, then its submodules, each contacted through
-    git_access (checked, pinned, no redirects).
+    git_access (checked, pinned, no redirects). ``max_bytes`` (0: none): CheckoutTooLarge when the
+    commit's files, its submodules' included, take more, each measured before it is written;
+    returns the bytes counted (0 without a limit).
 
     ``credentials`` are offered to ``url`` alone: submodules are always cloned without them, so
     an image built with one member's rights holds nothing from a private submodule another
@@ -507,14 +530,48 @@ async def checkout(url, commit, dest, *, credentials=None, rules=None, timeout=6
     log(f"Cloning {access.url}")
     await _run_git(["clone", "--quiet", "--no-checkout", "--no-recurse-submodules", "--",
                     access.url, dest], access.env, timeout, f"Cloning {access.url}")
+    used = _Budget(max_bytes)
+    if max_bytes:
+        used.add(await tree_bytes(dest, commit, local, timeout))
     await _run_git(["-C", dest, "checkout", "--quiet", "--detach", commit, "--"], local, timeout,
                    f"Checking out {commit[:12]}")
-    await _submodules(dest, url, rules, local, timeout, log, depth=0)
+    await _submodules(dest, url, rules, local, timeout, log, depth=0, used=used)
+    return used.bytes
 
 
-async def _submodules(repo_dir, parent_url, rules, local, timeout, log, depth):
+class _Budget:
+    """Bytes of files checked out so far for one checkout (its submodules included)."""
+
+    def __init__(self, limit):
+        self.limit, self.bytes = limit, 0
+
+    def add(self, size):
+        self.bytes += size
+        if self.limit and self.bytes > self.limit:
+            raise CheckoutTooLarge(self.bytes)
+
+
+async def _submodule_bytes(repo_dir, path, access, local, timeout):
+    """Bytes the submodule at ``path`` will check out: its recorded commit's files, read from a bare
+    clone made beside the checkout (compressed objects only) before the submodule is checked out."""
+    entry = (await _run_git(["-C", repo_dir, "ls-tree", "-z", "HEAD", "--", path], local, timeout,
+                            f"Reading submodule {path!r}")).split("\0")[0]
+    meta = entry.partition("\t")[0].split()
+    if len(meta) != 3 or meta[1] != "commit" or not FULL_SHA.match(meta[2]):
+        return 0  # not a recorded submodule: 'submodule update' checks nothing out for it
+    probe = tempfile.mkdtemp(prefix="submodule-size-", dir=os.path.dirname(os.path.abspath(repo_dir)))
+    try:
+        await _run_git(["clone", "--quiet", "--bare", "--no-recurse-submodules", "--", access.url, probe],
+                       access.env, timeout, f"Cloning submodule {path!r} from {access.url}")
+        return await tree_bytes(probe, meta[2], local, timeout)
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+
+
+async def _submodules(repo_dir, parent_url, rules, local, timeout, log, depth, used=None):
     if not os.path.isfile(os.path.join(repo_dir, ".gitmodules")):
         return
+    used = used or _Budget(0)
     if depth >= 8:
         raise CheckoutFailed(f"Submodules of {parent_url} are nested more than 8 levels deep.")
     await _run_git(["-C", repo_dir, "submodule", "init", "--quiet"], local, timeout,
@@ -532,6 +589,14 @@ async def _submodules(repo_dir, parent_url, rules, local, timeout, log, depth):
         except LaunchError as e:
             raise CheckoutFailed(f"Submodule {path!r} of {parent_url} is not fetched: {e.message}") from None
         log(f"Cloning submodule {path} from {access.url} (without your credentials)")
+        if used.limit:
+            try:
+                used.add(await _submodule_bytes(repo_dir, path, access, local, timeout))
+            except CheckoutFailed as e:
+                if isinstance(e, CheckoutTooLarge):
+                    raise
+                raise CheckoutFailed(f"{e} Submodules are cloned without members' credentials, so each "
+                                     "must be readable without them.") from None
         await _run_git(["-C", repo_dir, "config", f"submodule.{name}.url", access.url], local, timeout,
                        f"Submodule {path!r}")
         try:
@@ -540,4 +605,4 @@ async def _submodules(repo_dir, parent_url, rules, local, timeout, log, depth):
         except CheckoutFailed as e:
             raise CheckoutFailed(f"{e} Submodules are cloned without members' credentials, so each "
                                  "must be readable without them.") from None
-        await _submodules(os.path.join(repo_dir, path), access.url, rules, local, timeout, log, depth + 1)
+        await _submodules(os.path.join(repo_dir, path), access.url, rules, local, timeout, log, depth + 1, used)

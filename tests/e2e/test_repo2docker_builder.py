@@ -435,3 +435,37 @@ async def test_build_that_takes_too_long_is_stopped_with_its_children(tmp_path, 
         await asyncio.sleep(0.1)
     else:
         pytest.fail("repo2docker's child process survived the timeout")
+
+
+MATCH_AFTER_CONFIG = textwrap.dedent("""
+    import os, sys
+    from traitlets.config.loader import PyFileConfigLoader
+    path, context = sys.argv[1:3]
+    PyFileConfigLoader(os.path.basename(path), path=os.path.dirname(path)).load_config()
+    import docker.utils.build, repo2docker.buildpacks.base
+    os.chdir(context)
+    patterns = [line for line in open(".dockerignore").read().splitlines() if line]
+    for exclude_paths in (repo2docker.buildpacks.base.exclude_paths, docker.utils.build.exclude_paths):
+        print(sorted(exclude_paths(".", list(patterns))))
+""")
+
+
+def test_the_build_context_matches_a_hostile_dockerignore_at_once(tmp_path):
+    """A 40-byte .dockerignore line and one long file name keep docker-py's backtracking regex busy
+    for hours (in repo2docker's build context, and in docker-py's for a Dockerfile), a core burnt
+    until the build times out; in a build process, the hub's linear matcher answers instead."""
+    context = tmp_path / "repo"
+    context.mkdir()
+    (context / ".dockerignore").write_text("a*" * 20 + "b\nsecret.txt\n")
+    (context / ("a" * 120)).write_text("x")
+    (context / "secret.txt").write_text("x")
+    builder = Repo2DockerBuilder()
+    argv = builder.command(make_request())
+    try:
+        done = subprocess.run([sys.executable, "-c", MATCH_AFTER_CONFIG, argv[argv.index("--config") + 1],
+                               str(context)], env=builder.environment(make_request()), cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the build context was still matching .dockerignore after 120 s")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [str(sorted([".dockerignore", "a" * 120]))] * 2

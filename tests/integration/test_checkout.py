@@ -219,3 +219,48 @@ async def test_submodules_are_checked_out_as_repo2docker_does(git_server, tmp_pa
     dest.mkdir()
     await fetch_checkout(url, sha, str(dest), rules=RULES, display_name=url)
     assert (dest / "data" / "data.csv").read_text() == "a,b\n"
+
+
+async def test_a_commit_whose_files_are_too_large_is_refused_before_any_is_written(git_server, tmp_path):
+    """A 'git bomb': 64 MiB of zeros travel as about 64 KiB of compressed objects; checked out, such
+    files fill the hub's disk. Their size is read from the clone first, and nothing is written."""
+    url, sha = new_repo(git_server, {"requirements.txt": "numpy\n", "data/zeros.bin": bytes(64 << 20)})
+    dest = tmp_path / "co"
+    dest.mkdir()
+    with pytest.raises(CheckoutFailed) as info:
+        await fetch_checkout(url, sha, str(dest), rules=RULES, display_name=url, max_bytes=16 << 20)
+    assert str(info.value).startswith(f"{url} at {sha[:12]} is not fetched: its files take 0.06 GiB, more than "
+                                      "this hub checks out for a build (0.02 GiB, c.Repo2DockerBuilder.")
+    assert not (dest / "data").exists() and not (dest / "requirements.txt").exists()
+    again = tmp_path / "again"
+    again.mkdir()
+    await fetch_checkout(url, sha, str(again), rules=RULES, display_name=url, max_bytes=128 << 20)
+    assert (again / "data" / "zeros.bin").stat().st_size == 64 << 20
+
+
+async def test_a_submodule_too_large_counts_against_the_limit_before_it_is_checked_out(git_server, tmp_path):
+    """The same bomb one submodule away (cloned without credentials, from anywhere the rules admit):
+    the submodule's files are counted with the repository's, from a bare clone, before checkout."""
+    from tests.support.gitserver import git
+    sub_url, _ = new_repo(git_server, {"zeros.bin": bytes(64 << 20)})
+    url, _ = new_repo(git_server, {"requirements.txt": "x" * 1000})
+    name = url.rsplit("/", 1)[1][:-4]
+    work = os.path.join(git_server.work, name)
+    git("submodule", "add", "-q", sub_url, "data", cwd=work)
+    sha = git_server.commit(name, {})
+    dest = tmp_path / "co"
+    dest.mkdir()
+    with pytest.raises(CheckoutFailed, match=r"is not fetched: its files take 0.06 GiB, more than this hub"):
+        await fetch_checkout(url, sha, str(dest), rules=RULES, display_name=url, max_bytes=16 << 20)
+    assert not (dest / "data" / "zeros.bin").exists()
+    assert sorted(os.listdir(tmp_path)) == ["co"]  # the bare clone it was measured in is gone
+    again = tmp_path / "again"
+    again.mkdir()
+    await fetch_checkout(url, sha, str(again), rules=RULES, display_name=url, max_bytes=(64 << 20) + 2000)
+    assert (again / "data" / "zeros.bin").stat().st_size == 64 << 20
+
+
+def test_the_checkout_limit_is_a_size_setting():
+    assert Repo2DockerBuilder().checkout_max_size == "10G"
+    with pytest.raises(Exception, match="checkout_max_size: 'big' is not a size"):
+        Repo2DockerBuilder(checkout_max_size="big")

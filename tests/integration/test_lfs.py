@@ -75,3 +75,18 @@ def test_without_git_lfs_the_reason_is_given(servers, tmp_path):
     with pytest.raises(lfs.LfsNotFetched) as info:
         lfs.fetch(checkout, {**env, "PATH": "/nonexistent"})
     assert "git-lfs is not installed" in str(info.value)
+
+
+def test_lfs_files_past_the_checkout_limit_are_not_fetched_and_the_log_says_why(servers, tmp_path):
+    """LFS files count against c.Repo2DockerBuilder.checkout_max_size too, from their pointers'
+    sizes, before anything is downloaded (the build goes on with pointer text, and says so)."""
+    checkout, env = clone(add_lfs_repo(*servers, "withlfs-limit"), tmp_path)
+    data = f"{DATA}withlfs-limit\n"  # add_lfs_repo's object of its own
+    with pytest.raises(lfs.LfsNotFetched, match=r"they take 0.00 GiB, and with the repository's other files that "
+                                                r"is more than this hub checks out for a build \(c.Repo2DockerBuilder"
+                                                r".checkout_max_size\)"):
+        lfs.fetch(checkout, env, max_bytes=len(data) - 1)
+    assert read(checkout).startswith("version https://git-lfs")
+    assert lfs.fetch(checkout, env, max_bytes=len(data)) == ["Fetched 1 Git LFS file(s) (*.csv): data.csv"]
+    assert read(checkout) == data
+    assert lfs.pointed_bytes("not json") == float("inf")

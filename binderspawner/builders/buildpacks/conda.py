@@ -19,10 +19,9 @@ import os
 import shlex
 from functools import lru_cache
 
-from docker.utils.build import exclude_paths
-
 from binderspawner.builders.buildpacks import conda_install, install
 from binderspawner.builders.buildpacks.venv import VENV, VenvBuildPack, _names_other_files
+from binderspawner.builders.ignorefiles import exclude_paths
 
 PREFIX = "/srv/conda/envs/notebook"
 TOOLS = "/opt/binderspawner-conda"
@@ -99,7 +98,8 @@ class CondaBuildPack(VenvBuildPack):
     def get_build_scripts(self):
         index = [w for url in self.environment.get("index_urls") or () for w in ("--index-url", url)]
         tools = " ".join(shlex.quote(w) for w in [
-            "uv", "pip", "install", "--no-cache", "--python", f"{TOOLS}/bin/python", *index, RATTLER_REQUIREMENT])
+            "uv", "pip", "install", "--no-config", "--no-cache", "--python", f"{TOOLS}/bin/python", *index,
+            RATTLER_REQUIREMENT])
         profile = f'export PATH="{PREFIX}/bin:$PATH" CONDA_PREFIX="{PREFIX}"'
         return [*super().get_build_scripts(),
                 ("root", f"python3 -m venv {TOOLS} && {tools} > /dev/null"),
@@ -115,7 +115,7 @@ class CondaBuildPack(VenvBuildPack):
         if self.environment.get("conda_python"):
             # the conda environment's Python becomes the kernel's (where it is a real CPython)
             scripts.append(("${NB_USER}", (
-                f"if [ -x {PREFIX}/bin/python ]; then uv pip install --no-cache --python "
+                f"if [ -x {PREFIX}/bin/python ]; then uv pip install --no-config --no-cache --python "
                 f"{PREFIX}/bin/python ipykernel && {PREFIX}/bin/python -m ipykernel install "
                 f"--prefix {PREFIX} --name python3 --display-name 'Python (conda)'; else echo "
                 f"'Note: the conda environment has no bin/python; the kernel is the server venv.'; fi")))

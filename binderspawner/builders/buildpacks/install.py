@@ -132,7 +132,9 @@ _TARGET = [f"{VENV}/bin/python"]  # set by main() from target_python()
 
 
 def uv_install(args, what, index_urls, no_deps=False, check=True):
-    command = ["uv", "pip", "install", "--no-cache", "--python", _TARGET[0]]
+    # --no-config: uv would read uv.toml and pyproject.toml's [tool.uv] in ${REPO_DIR}, where a
+    # repository could name package indexes its requirements files may not (the hub warns of them)
+    command = ["uv", "pip", "install", "--no-config", "--no-cache", "--python", _TARGET[0]]
     if index_urls:
         command += ["--index-url", index_urls[0], "--index-strategy", "unsafe-best-match"]
         for url in index_urls[1:]:

@@ -165,3 +165,15 @@ def test_pre_in_a_requirements_file_or_its_includes_allows_pre_releases(tmp_path
     assert requirements_options(str(tmp_path / "req.txt")) == ["--prerelease", "allow"]
     assert requirements_options(str(tmp_path / "top.txt")) == ["--prerelease", "allow"]
     assert requirements_options(str(tmp_path / "plain.txt")) == []
+
+
+@pytest.mark.parametrize("url", ["https://user:secret@pypi.lab.example/simple",
+                                 "https://__token__:glpat-xyz@gitlab.lab.example/api/v4/packages/pypi/simple",
+                                 "https://token@pypi.lab.example/simple"])
+def test_package_indexes_with_credentials_are_refused_at_config_load(url):
+    """Index URLs go into the image's RUN steps (history, build log): a credential there would
+    reach every launcher. The message names the URL without the secret."""
+    with pytest.raises(TraitError, match="package_indexes: https://pypi.lab.example/simple carries|"
+                                         "package_indexes: https://gitlab.lab.example/api") as info:
+        Repo2DockerBuilder(package_indexes=["https://pypi.example.org/simple", url])
+    assert "secret" not in str(info.value) and "xyz" not in str(info.value)

@@ -242,3 +242,115 @@ def test_a_lock_url_climbing_out_of_the_hubs_channel_is_refused(tmp_path, path):
     assert "not one of this hub's channels" in str(info.value)
     url = f"https://mirror.example/{path}/linux-64/numpy-1.26.4-py311h_0.conda"
     assert conda.channel_credentials(url, conda.channel_urls(settings.channels)) == (None, None)
+
+
+@pytest.mark.parametrize("include", ["-r extra.txt", "--requirement=extra.txt", "-c extra.txt",
+                                     "--constraint extra.txt"])
+def test_a_pip_line_including_a_file_has_that_files_index_options_checked(include, tmp_path):
+    """A pip: line that includes a repository file (pip reads it in the environment file's folder)
+    is held to the same index rule as requirements.txt's includes: an index named there, or in a
+    file that one includes, is refused. The checkout reads the included files for it."""
+    from binderspawner.builders.checkout import read_repo_files
+
+    def decide_checkout(files):
+        for path, text in files.items():
+            (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / path).write_text(text)
+        return decide(read_repo_files(str(tmp_path)), HUB)
+
+    files = {"binder/environment.yml": f"dependencies:\n  - numpy\n  - pip:\n    - '{include}'\n",
+             "binder/extra.txt": "six\n--extra-index-url https://evil.example/simple\n"}
+    with pytest.raises(EnvironmentRefused, match="^binder/extra.txt line 2"):
+        decide_checkout(files)
+    with pytest.raises(EnvironmentRefused, match="^binder/more.txt line 1"):
+        decide_checkout({"binder/extra.txt": "-r more.txt\n", "binder/more.txt": "-i https://evil.example/simple\n"})
+    assert decide_checkout({"binder/more.txt": "six\n"}).conda_pip == (include,)
+
+
+def test_the_download_limit_is_a_size_setting_with_a_default():
+    from traitlets import TraitError
+
+    from binderspawner.builders.repo2docker import Repo2DockerBuilder
+
+    assert Repo2DockerBuilder().conda_settings().max_download_bytes == 20 << 30
+    assert Repo2DockerBuilder(conda_max_download="1.5G").conda_settings().max_download_bytes == 3 << 29
+    assert Repo2DockerBuilder(conda_max_download="").conda_settings().max_download_bytes == 0
+    with pytest.raises(TraitError, match="conda_max_download: 'lots' is not a size"):
+        Repo2DockerBuilder(conda_max_download="lots")
+
+
+@pytest.mark.parametrize("hash_yaml", [
+    '{sha256: "cc\\n--extra-index-url https://evil.example/simple"}',  # a line of its own in pip's file
+    '{sha256: "cc --index-url https://evil.example/simple"}',
+    '{md5: "aa\\n-r /etc/passwd"}',
+    '"cc"',  # not a mapping
+    '[cc]',
+])
+def test_a_conda_lock_hash_that_is_not_hex_is_refused(hash_yaml):
+    """conda-lock.yml's pip pins become requirement lines with the lock's hash: a hash value must
+    not carry a line or an option of its own into them (nor a conda entry's into the manifest)."""
+    for entry in ("six", "numpy"):
+        start = CONDA_LOCK.index(f"- name: {entry}")
+        at = CONDA_LOCK.index("  hash: ", start)
+        lock = CONDA_LOCK[:at] + f"  hash: {hash_yaml}" + CONDA_LOCK[CONDA_LOCK.index("\n", at):]
+        message = refused({"environment.yml": "dependencies: [numpy >=1.26, pip: [six]]\n", "conda-lock.yml": lock})
+        assert message.startswith(f"conda-lock.yml: the entry '{entry}' has no usable URL, name or hash")
+
+
+def _laughs(levels=9):
+    """'Billion laughs': a few hundred bytes of YAML aliases that expand to 9**levels values."""
+    lines, previous = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]'], "a0"
+    for n in range(1, levels):
+        lines.append(f"a{n}: &a{n} [" + ", ".join([f"*{previous}"] * 9) + "]")
+        previous = f"a{n}"
+    return "\n".join(lines) + "\n", previous
+
+
+@pytest.mark.parametrize("name", ["environment.yml", "conda-lock.yml"])
+def test_yaml_aliases_that_expand_past_the_limit_are_refused_at_once(name):
+    """A 400-byte environment.yml whose aliases expand to 387 million values: a message quoting
+    the entry built it in the hub's memory (MemoryError after 20 s under a 2 GB limit, in the
+    hub's event loop). Refused, from the document as parsed, without expanding it."""
+    text, last = _laughs()
+    body = f"dependencies:\n  - *{last}\n" if name == "environment.yml" else \
+        f"version: 1\nmetadata: {{platforms: [linux-64]}}\npackage:\n  - {{name: *{last}, platform: linux-64}}\n"
+    message = refused({name: text + body})
+    assert message.startswith(f"{name} cannot be read: it holds more than 1,000,000 values once its aliases")
+    sizes = [10]  # a0: the list and its 9 strings; each next level: the list and 9 of the one before
+    for _ in range(8):
+        sizes.append(1 + 9 * sizes[-1])
+    assert condaspec.expanded_size(yaml_load(text), 10 ** 12) == 1 + 9 + sum(sizes)  # + the mapping and its keys
+
+
+def yaml_load(text):
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def test_yaml_that_refers_to_itself_or_nests_too_deep_is_refused_and_small_aliases_are_read():
+    assert refused({"environment.yml": "dependencies: &d [numpy, *d]\n"}).startswith(
+        "environment.yml cannot be read: an alias (*name) refers to a value that contains it")
+    assert refused({"environment.yml": "dependencies: " + "[" * 20000 + "]" * 20000 + "\n"}).startswith(
+        "environment.yml cannot be read: it is nested too deeply")
+    env = decided({"environment.yml": "x: &pins [numpy >=1.26]\ndependencies: *pins\n"})
+    assert env.conda_specs == ("numpy >=1.26",)
+
+
+def test_repo2docker_conda_buildpack_is_not_handed_an_alias_bomb():
+    """With repo2docker's own buildpacks the build process reads environment.yml, expanding every
+    alias with no limit: the hub refuses the file first."""
+    text, last = _laughs()
+    policy = Policy(VERSIONS, buildpacks="repo2docker")
+    assert refused({"environment.yml": text + f"dependencies:\n  - *{last}\n"}, policy).startswith(
+        "environment.yml cannot be read: it holds more than 1,000,000 values")
+    assert decided({"environment.yml": ENV}, policy).buildpacks == "repo2docker"
+
+
+@pytest.mark.parametrize("spec, is_url", [
+    ("curl=8", False), ("urllib3 >=1.26", False), ("url", False), ("foo 1.0 aurl=b", False),
+    ("foo[build=py_0, url=https://x.example/c/noarch/foo-1-0.conda]", True),
+    ("https://x.example/c/noarch/foo-1.0-0.conda", True), ("/srv/foo-1.0-0.tar.bz2", True),
+])
+def test_package_urls_are_told_from_names_that_merely_contain_url(spec, is_url):
+    assert condaspec.is_package_url(spec) is is_url

@@ -270,3 +270,19 @@ def test_a_workspace_lock_installs_only_with_the_whole_repository(tmp_path, monk
     lines = rendered(tmp_path, monkeypatch, {"pyproject.toml": workspace, "uv.lock": LOCK})
     [(at, run)] = uv_runs(lines)
     assert lines.index(COPY_REPO) < at and run.endswith("install.py uv-lock .")
+
+
+def test_a_repositorys_uv_configuration_is_named_where_the_hubs_installs_ignore_it():
+    """install.py runs uv with --no-config (tests/e2e/test_uv_config.py): uv.toml and [tool.uv] are
+    not read for requirements or Pipfiles, and the warning says so; uv sync of a uv.lock reads them."""
+    config = "[tool.uv.pip]\nindex-url = 'https://elsewhere.example/simple'\n"
+    env = decide(RepoFiles({"requirements.txt": "six\n", "pyproject.toml": config},
+                           listing=frozenset({"requirements.txt", "pyproject.toml", "uv.toml"})), Policy(("3.11",)))
+    assert [w for w in env.warnings if "uv" in w] == [
+        "uv.toml is not read: requirements.txt is installed with the hub's uv settings and package indexes "
+        "(c.Repo2DockerBuilder.package_indexes), whatever the repository's uv configuration says.",
+        "pyproject.toml's [tool.uv] is not read: requirements.txt is installed with the hub's uv settings and "
+        "package indexes (c.Repo2DockerBuilder.package_indexes), whatever the repository's uv configuration says."]
+    locked = decide(RepoFiles({"pyproject.toml": config + "[project]\nname = 'x'\nversion = '1'\n"},
+                              listing=frozenset({"pyproject.toml", "uv.lock", "uv.toml"})), Policy(("3.11",)))
+    assert locked.kind == "uv" and not [w for w in locked.warnings if "is not read" in w]
