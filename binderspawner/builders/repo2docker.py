@@ -148,15 +148,6 @@ class Repo2DockerBuilder(Repo2DockerBase):
         stops, naming this setting. Empty or '0': no limit.""",
     ).tag(config=True)
 
-    @validate("conda_max_download")
-    def _valid_conda_max_download(self, proposal):
-        try:
-            parse_size(proposal.value or "0")
-        except ValueError:
-            raise TraitError(f"Repo2DockerBuilder.conda_max_download: {proposal.value!r} is not a size "
-                             "such as '20G'.") from None
-        return proposal.value
-
     conda_cache_dir = Unicode(
         "",
         help="""Directory where py-rattler caches channel repodata on the hub; empty: its default
@@ -173,12 +164,12 @@ class Repo2DockerBuilder(Repo2DockerBase):
         '0': no limit.""",
     ).tag(config=True)
 
-    @validate("checkout_max_size")
-    def _valid_checkout_max_size(self, proposal):
+    @validate("conda_max_download", "checkout_max_size")
+    def _valid_byte_size(self, proposal):
         try:
             parse_size(proposal.value or "0")
         except ValueError:
-            raise TraitError(f"Repo2DockerBuilder.checkout_max_size: {proposal.value!r} is not a size "
+            raise TraitError(f"Repo2DockerBuilder.{proposal.trait.name}: {proposal.value!r} is not a size "
                              "such as '10G'.") from None
         return proposal.value
 
