@@ -105,9 +105,24 @@ def _remove_test_images(client, prefix):
                 pass
 
 
+def _remove_session_images():
+    """Every image a hub of this session built, also those of hubs started outside serving()."""
+    try:
+        client = docker.from_env(version="auto")
+        for image in client.images.list(filters={"label": LABEL_HUB}):
+            if image.labels.get(LABEL_HUB) in HUB_IDS:
+                try:
+                    client.images.remove(image.id, force=True)
+                except docker.errors.APIError:
+                    pass
+    except docker.errors.DockerException:
+        pass  # no engine: the tests that needed one have said so
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Nothing the tests started may outlive them (every fixture has been torn down by now): list
     what is left, stop it, and fail the run. The Docker engine is not the tests' to stop."""
+    _remove_session_images()
     left = procs.of_session()
     if not left:
         return
