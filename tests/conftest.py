@@ -109,8 +109,9 @@ def _remove_session_images():
     """Every image a hub of this session built, also those of hubs started outside serving()."""
     try:
         client = docker.from_env(version="auto")
-        for image in client.images.list(filters={"label": LABEL_HUB}):
-            if image.labels.get(LABEL_HUB) in HUB_IDS:
+        for _ in range(3):  # an environment image goes once the content layers made on it are gone
+            ours = [i for i in client.images.list(filters={"label": LABEL_HUB}) if i.labels.get(LABEL_HUB) in HUB_IDS]
+            for image in ours:
                 try:
                     client.images.remove(image.id, force=True)
                 except docker.errors.APIError:
