@@ -306,6 +306,7 @@ class BinderSpawner(BinderSpawnerMixin):
         Also used for a launch that failed before the restart (its message is kept)."""
         failed = asyncio.get_event_loop().create_future()
         failed.set_exception(error)
+        failed.exception()  # marked as read: a spawner loaded and replaced unread would log it as lost
         self._spawn_future = failed
 
     def clear_state(self):
