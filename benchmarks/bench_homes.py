@@ -56,7 +56,7 @@ STAMP = r"\[\w (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) "
 
 
 def hub_side_seconds(log_text, user):
-    """Per launch of ``user``: seconds from the spawner's start (JupyterHub's note about user_options)
+    """Per launch of ``user``: seconds from the spawner's start (its note of the launch request)
     to the container's creation, from the hub log: the part of a launch that persistent homes add to."""
     from datetime import datetime
 
@@ -65,7 +65,7 @@ def hub_side_seconds(log_text, user):
 
     spans, begun = [], None
     for line in log_text.splitlines():
-        if f"unhandled user_options for {user}:" in line and re.match(STAMP, line):
+        if f"Launch request for {user}:" in line and re.match(STAMP, line):
             begun = at(line)
         elif begun is not None and re.search(rf"Created container \S+-{user} ", line):
             spans.append(at(line) - begun)

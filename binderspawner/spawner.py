@@ -36,6 +36,14 @@ _DEPRECATED_SECTION = "BinderSpawnerMixin"
 _warned = set()  # old keys already warned about, once per hub process
 
 
+def _launch_request_noted(spawner, user_options):
+    """JupyterHub's apply_user_options hook: user_options are this spawner's launch request, read
+    and checked when its start() begins; noted here instead of JupyterHub's warning that they went
+    unhandled, which every launch logged."""
+    server = f"{spawner.user.name}:{spawner.name}" if spawner.name else spawner.user.name
+    spawner.log.info("Launch request for %s: %s", server, ", ".join(sorted(user_options)) or "none")
+
+
 class BinderSpawnerMixin(LoggingConfigurable):
     """The old name of BinderSpawner's settings: ``c.BinderSpawnerMixin.*`` is still applied (it
     is a base class, so traitlets reads its section) and BinderSpawner warns about each key."""
@@ -121,6 +129,10 @@ class BinderSpawner(BinderSpawnerMixin):
     @default("cmd")
     def _default_cmd(self):
         return ["jupyterhub-singleuser"]
+
+    @default("apply_user_options")
+    def _default_apply_user_options(self):
+        return _launch_request_noted  # start() reads and checks them (launcher.read_request)
 
     launch = None  # the current (or last) Launch, made by launcher.make_launch in start()
     launch_state = None  # saved with the server: {"phase": preparing|starting|running, repo, ...}
