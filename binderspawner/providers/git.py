@@ -11,6 +11,7 @@ pinned to the checked address, no redirects, a member's token offered to that UR
 """
 
 import asyncio
+import atexit
 import fnmatch
 import ipaddress
 import os
@@ -52,6 +53,7 @@ def _private_home():
     """An empty directory only this process's user can write, made once per process."""
     if not _home or not os.path.isdir(_home[0]):
         _home[:] = [tempfile.mkdtemp(prefix="binderspawner-home-")]
+        atexit.register(shutil.rmtree, _home[0], True)  # not one left in /tmp per hub process
     return _home[0]
 
 
