@@ -67,8 +67,8 @@ def test_unknown_repo_or_ref_is_refused_before_building(hub, git_server, repo, r
 def test_refused_launches_leave_no_unread_failures_in_the_hub_log(hub):
     """After the refusals above: each failure is logged once, as the launch's error; none comes back
     as asyncio's 'Future exception was never retrieved' (a Future holding a LaunchError) when
-    JupyterHub replaces the failed spawner,
-    and the launch request is noted, not warned about as unhandled user_options."""
+    JupyterHub replaces the failed spawner; the launch request is noted, not warned about as
+    unhandled user_options."""
     log = hub.log()
     assert "Launch request for mallory:" in log
     assert "exception=LaunchError()" not in log and "unhandled user_options" not in log
