@@ -138,9 +138,10 @@ def test_an_install_failure_ending_in_a_full_stop_reads_as_one_sentence():
                               "we can conclude that your requirements are unsatisfiable. (Building repo at ")
 
 
-# apt-get's words when the build cannot reach the mirror (a container without a network, here)
-APT_OFFLINE = ["#20 0.512 W: Failed to fetch http://deb.debian.org/debian/dists/bookworm/InRelease  "
-               "Temporary failure resolving 'deb.debian.org'",
+# apt-get's words when the build cannot reach the mirror (a container without a network, here; the
+# mirror's host name is a stand-in)
+APT_OFFLINE = ["#20 0.512 W: Failed to fetch http://apt-mirror.lab.example/debian/dists/bookworm/InRelease  "
+               "Temporary failure resolving 'apt-mirror.lab.example'",
                "#20 0.513 W: Some index files failed to download. They have been ignored, or old ones used instead.",
                "#20 0.900 Reading package lists...", "#20 1.100 E: Unable to locate package cowsay"]
 
@@ -148,8 +149,8 @@ APT_OFFLINE = ["#20 0.512 W: Failed to fetch http://deb.debian.org/debian/dists/
 def test_an_unreachable_debian_mirror_is_not_blamed_on_the_package_name():
     message = failure_message("repo", SHA, "failed (repo2docker exit code 1)", APT_OFFLINE)
     assert message.startswith("apt.txt could not be installed: the build could not reach Debian's package mirror "
-                              "(http://deb.debian.org/debian/dists/bookworm/InRelease: Temporary failure resolving "
-                              "'deb.debian.org'), so no package, 'cowsay' included, could be found.")
+                              "(http://apt-mirror.lab.example/debian/dists/bookworm/InRelease: Temporary failure "
+                              "resolving 'apt-mirror.lab.example'), so no package, 'cowsay' included, could be found.")
     assert "which Debian does not have" not in message
     wrong_name = failure_message("repo", SHA, "failed", [APT_OFFLINE[-1]])
     assert wrong_name.startswith("apt.txt asks for the package 'cowsay', which Debian does not have.")
