@@ -91,31 +91,24 @@ def serving(hub, docker_client, log_name=None):
         _remove_test_images(docker_client, hub.image_prefix)
 
 
-def _remove_test_images(client, prefix):
-    """Built test images go; Docker's build cache stays, so the next run's builds are quick. Only
-    images of hubs this session started: another test run on the same engine (a helper's, the CI's)
-    may be using its own at this moment, and a removed image means a test there builds it again."""
-    for image in client.images.list():
-        if image.labels.get(LABEL_HUB) not in HUB_IDS:
-            continue
-        if any(tag.startswith(prefix) for tag in image.tags):
-            try:
-                client.images.remove(image.id, force=True)
-            except docker.errors.APIError:
-                pass
+def _remove_test_images(client, prefix=""):
+    """Built test images (tagged ``prefix``...) go; Docker's build cache stays, so the next run's
+    builds are quick. Only images of hubs this session started: another test run on the same engine
+    (a helper's, the CI's) may be using its own at this moment, and a removed image means a test
+    there builds it again. An environment image goes once the content layers made on it are gone."""
+    for _ in range(3):
+        for image in client.images.list(filters={"label": LABEL_HUB}):
+            if image.labels.get(LABEL_HUB) in HUB_IDS and any(t.startswith(prefix) for t in image.tags):
+                try:
+                    client.images.remove(image.id, force=True)
+                except docker.errors.APIError:
+                    pass
 
 
 def _remove_session_images():
     """Every image a hub of this session built, also those of hubs started outside serving()."""
     try:
-        client = docker.from_env(version="auto")
-        for _ in range(3):  # an environment image goes once the content layers made on it are gone
-            ours = [i for i in client.images.list(filters={"label": LABEL_HUB}) if i.labels.get(LABEL_HUB) in HUB_IDS]
-            for image in ours:
-                try:
-                    client.images.remove(image.id, force=True)
-                except docker.errors.APIError:
-                    pass
+        _remove_test_images(docker.from_env(version="auto"))
     except docker.errors.DockerException:
         pass  # no engine: the tests that needed one have said so
 

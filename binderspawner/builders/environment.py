@@ -450,17 +450,9 @@ def ignored_files(repo, binder, kind, has, at):
 def installs_the_root(repo, requirements):
     """Whether ``requirements`` (or an -r include) installs the repository itself: a line '.' or
     '-e .' (pip resolves it against the working directory, the repository's root)."""
-    todo, seen = [requirements], set()
-    while todo:
-        path = todo.pop()
-        if path is None or path in seen or not repo.has(path):
-            continue
-        seen.add(path)
-        for _, raw in logical_lines(repo.files[path]):
-            if _ROOT_REQUIREMENT.match(raw.split(" #", 1)[0].strip()):
-                return True
-        todo += nested_requirements(repo.files[path], path)
-    return False
+    return any(_ROOT_REQUIREMENT.match(raw.split(" #", 1)[0].strip())
+               for path in included_files(repo, [requirements])
+               for _, raw in logical_lines(repo.files[path]))
 
 
 def parse_runtime(text, path):
